@@ -1,0 +1,44 @@
+# One obvious way to run things. Every target installs what it needs from uv.lock first.
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install serve test test-fast lint bench demo clean lock
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.synced
+
+lock: | $(UV)
+	$(UV) lock
+
+serve: install
+	OSTEO_CDS_AUTH=none $(VENV)/bin/osteo-cds serve --host $(HOST) --port $(PORT)
+
+test: install
+	bash scripts/test-setup.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not fhir_server and not browser and not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check cds_service tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP layer: thin Flask blueprints and the app factory."""

@@ -1,0 +1,1 @@
+"""Findings → CDS Hooks cards, with texts from the top-level cards/ folder."""

@@ -1,0 +1,194 @@
+"""Render findings as CDS Hooks 2.0 cards in one language; the wording comes from cards/<lang>.toml."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, __version__
+from cds_service.cards.markdown import escape_markdown
+from cds_service.cards.resources import condition_resource, service_request_resource
+from cds_service.cards.texts import card_texts
+from cds_service.consensus.findings import Evidence, Finding, Group
+from cds_service.facts.model import DataNote
+
+TOPIC_SYSTEM = "urn:osteo-cds:finding"
+OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"
+SUMMARY_LIMIT = 139  # the spec says "<140 characters"
+_INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+class _Fill(dict[str, Any]):
+    """format_map mapping that leaves unknown placeholders visible instead of failing."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def render_cards(
+    findings: Sequence[Finding],
+    notes: Sequence[DataNote],
+    *,
+    language: str,
+    patient_id: str,
+    data_cut: bool = False,
+) -> list[dict[str, Any]]:
+    """Cards in display order: the diagnosis first, then recommendations by urgency."""
+    texts = card_texts(language)
+    ordered = sorted(findings, key=lambda f: (f.group is not Group.DIAGNOSIS, _INDICATOR_ORDER[f.indicator]))
+    return [_card(f, notes, texts, patient_id, data_cut) for f in ordered]
+
+
+def _card(
+    finding: Finding, notes: Sequence[DataNote], texts: Mapping[str, Any], patient_id: str, data_cut: bool
+) -> dict[str, Any]:
+    words = texts["cards"][finding.topic]
+    fill = _params(finding, texts)
+    summary = words["summary"].format_map(fill)
+    if len(summary) > SUMMARY_LIMIT:
+        summary = summary[: SUMMARY_LIMIT - 1] + "…"
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary,
+        "indicator": finding.indicator,
+        "detail": _detail(finding, notes, texts, fill, data_cut),
+        "source": {
+            "label": texts["meta"]["source_label"],
+            "url": CONSENSUS_URL,
+            "topic": {
+                "system": TOPIC_SYSTEM,
+                "code": finding.topic,
+                "display": words["summary"].split(":")[0].split("：")[0][:60],
+            },
+        },
+    }
+    suggestions = _suggestions(finding, texts, patient_id)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    if finding.group is Group.RECOMMENDATION:
+        card["overrideReasons"] = [
+            {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
+            for code, display in texts["override_reasons"].items()
+        ]
+    return card
+
+
+def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
+    fill = _Fill(finding.params)
+    measure = str(finding.params.get("measure", ""))
+    fill["measure_name"] = texts["measures"].get(measure, measure or texts["meta"]["unknown"])
+    region = str(finding.params.get("region", ""))
+    fill["region_name"] = texts["regions"].get(region, region or texts["meta"]["unknown"])
+    value = finding.params.get("value")
+    if isinstance(value, float):
+        fill["value"] = _number(value, measure)
+    causes = str(finding.params.get("causes", ""))
+    fill["causes_names"] = ", ".join(texts["causes"].get(c, c) for c in causes.split(", ") if c)
+    if "reference_database" in finding.params:
+        fill["reference_database"] = escape_markdown(str(finding.params["reference_database"]), 60)
+    return fill
+
+
+def _number(value: float, measure: str) -> str:
+    if "vbmd" in measure or measure == "qct-mean":
+        return f"{value:.1f} mg/cm³"
+    if measure.endswith("abmd"):
+        return f"{value:.3f} g/cm²"
+    # Scores as recorded, to two decimals: a rounded "-2.5" must not hide a -2.46 (low bone mass).
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _detail(
+    finding: Finding, notes: Sequence[DataNote], texts: Mapping[str, Any], fill: _Fill, data_cut: bool
+) -> str:
+    meta = texts["meta"]
+    parts: list[str] = [texts["cards"][finding.topic]["detail"].format_map(fill)]
+    if finding.evidence:
+        parts.append(f"**{meta['evidence_heading']}**\n\n" + _evidence_table(finding.evidence, texts))
+    quotes = [e for e in finding.evidence if e.quote]
+    if quotes:
+        lines = [f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.source, 80)})" for e in quotes]
+        parts.append(f"**{meta['quote_heading']}**\n\n" + "\n>\n".join(lines))
+    note_keys = list(finding.notes) + (["data-cut"] if data_cut else [])
+    note_lines = [texts["notes"][key].format_map(fill) for key in note_keys if key in texts["notes"]]
+    if note_lines:
+        parts.append(f"**{meta['notes_heading']}**\n\n" + "\n".join(f"- {line}" for line in note_lines))
+    parts.append(f"**{meta['rules_heading']}:** " + ", ".join(finding.rules))
+    if finding.settings:
+        names = texts["settings"]
+        lines = [
+            f"- `{s.name}` = {escape_markdown(s.value, 40)}: {names.get(s.name, s.name)} "
+            f"({names['implementation_choice']})"
+            for s in finding.settings
+        ]
+        parts.append(f"**{meta['settings_heading']}**\n\n" + "\n".join(lines))
+    if notes:
+        reasons = texts["data_notes"]
+        lines = [
+            f"- {escape_markdown(n.source, 100)}: "
+            + reasons.get(n.reason, n.reason).format_map(_Fill(detail=escape_markdown(n.detail or "", 40)))
+            for n in notes[:50]
+        ]
+        if len(notes) > 50:
+            lines.append(f"- … (+{len(notes) - 50})")
+        parts.append(f"**{meta['data_notes_heading']}**\n\n{meta['data_notes_intro']}\n\n" + "\n".join(lines))
+    parts.append("---\n" + meta["version_line"].format(version=__version__, reference=CONSENSUS_REFERENCE))
+    return "\n\n".join(parts)
+
+
+def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> str:
+    meta = texts["meta"]
+    header = "| " + " | ".join(meta["evidence_columns"]) + " |"
+    rule = "|" + "---|" * len(meta["evidence_columns"])
+    rows = [header, rule]
+    for e in evidence:
+        kind = texts["measures"].get(e.kind, e.kind)
+        if e.kind == "secondary-cause":
+            site = texts["causes"].get(e.region or "", e.region or "")
+        else:
+            site = texts["regions"].get(e.region or "", e.region or "")
+        value = _number(e.value, e.kind) if e.value is not None else ""
+        when = e.when.isoformat() if e.when else meta["unknown"]
+        counted = meta["counted_yes"] if e.used else meta["counted_no"]
+        cells = [kind, escape_markdown(site, 60), value, when, escape_markdown(e.source, 100), counted]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) -> list[dict[str, Any]]:
+    words = texts["suggestions"]
+    suggestions: list[dict[str, Any]] = []
+    if finding.suggest_condition:
+        suggestions.append(
+            {
+                "label": words["condition_label"],
+                "uuid": str(uuid.uuid4()),
+                "isRecommended": False,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": words["condition_action"],
+                        "resource": condition_resource(patient_id, finding),
+                    }
+                ],
+            }
+        )
+    for order in finding.orders:
+        suggestions.append(
+            {
+                "label": texts["orders"][order.loinc]["label"] if "orders" in texts and order.loinc in texts[
+                    "orders"] else order.display,
+                "uuid": str(uuid.uuid4()),
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": words["order_action"],
+                        "resource": service_request_resource(patient_id, finding, order),
+                    }
+                ],
+            }
+        )
+    return suggestions

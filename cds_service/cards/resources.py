@@ -1,0 +1,88 @@
+"""FHIR R4 resources the cards propose (Condition, ServiceRequest), validated with fhir.resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from cds_service.consensus.findings import Finding, OrderProposal
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
+TOPIC_SYSTEM = "urn:osteo-cds:finding"
+
+# codes.md C: 64859006 Osteoporosis (disorder) (V); ICD-10-CM M81.0 age-related osteoporosis without
+# current pathological fracture (V). M81.0 is written with the -CM system on purpose: in WHO ICD-10
+# M81.0 means postmenopausal osteoporosis, which would be wrong for a man.
+_OSTEOPOROSIS_CODINGS = [
+    {"system": SNOMED, "code": "64859006", "display": "Osteoporosis (disorder)"},
+]
+_BMD_ONLY_ICD = {
+    "system": ICD10_CM,
+    "code": "M81.0",
+    "display": "Age-related osteoporosis without current pathological fracture",
+}
+
+
+def condition_resource(patient_id: str, finding: Finding) -> dict[str, Any]:
+    """DX-9: the diagnosis a card suggests is provisional."""
+    codings = list(_OSTEOPOROSIS_CODINGS)
+    if finding.topic == "osteoporosis-bmd":
+        codings.append(_BMD_ONLY_ICD)
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "verificationStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": codings, "text": "Osteoporosis"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "note": [{"text": f"Suggested by osteo-cds ({finding.topic}); rules {', '.join(finding.rules)}."}],
+    }
+    return _validated(Condition, resource)
+
+
+def service_request_resource(patient_id: str, finding: Finding, order: OrderProposal) -> dict[str, Any]:
+    """CONTRACT.md suggestions: draft proposal, coded, with a reason and a note citing the rule."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "code": {"coding": [{"system": LOINC, "code": order.loinc, "display": order.display}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "reasonCode": [
+            {
+                "coding": [{"system": TOPIC_SYSTEM, "code": finding.topic}],
+                "text": order.reason or finding.topic,
+            }
+        ],
+        "note": [{"text": f"Proposed by osteo-cds; rules {', '.join(finding.rules)}."}],
+    }
+    if order.body_site_snomed:
+        resource["bodySite"] = [
+            {"coding": [{"system": SNOMED, "code": order.body_site_snomed, "display": order.body_site_display}]}
+        ]
+    return _validated(ServiceRequest, resource)
+
+
+def _validated(model: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    # Raises pydantic.ValidationError on a malformed resource: a defect of ours, caught by the tests.
+    model.model_validate(resource)
+    return resource

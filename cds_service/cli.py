@@ -1,0 +1,112 @@
+"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from cds_service.facts.bundle import BundleError, bundle_resources, single_patient_id
+from cds_service.facts.codemap import CodeMapError
+from cds_service.settings import LANGUAGES, Settings, SettingsError
+
+
+class InputError(ValueError):
+    """Bad input for `evaluate`: reported as one line, exit 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="osteo-cds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the CDS Hooks service (gunicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    evaluate = commands.add_parser("evaluate", help="evaluate a FHIR Bundle or a CDS Hooks request")
+    evaluate.add_argument("file", help="JSON file, or - for standard input")
+    evaluate.add_argument("--lang", choices=LANGUAGES, help="card language (default: OSTEO_CDS_LANGUAGE)")
+    evaluate.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
+    report = commands.add_parser("feedback-report", help="issued/accepted/overridden counts per card type")
+    report.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except (SettingsError, CodeMapError) as exc:
+        print(f"osteo-cds: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "evaluate":
+        return _evaluate(args.file, args.lang, args.today, settings)
+    if args.command == "serve":
+        from cds_service.serve import run_server
+
+        return run_server(settings, args.host, args.port)
+    from cds_service.audit.report import feedback_report_main
+
+    return feedback_report_main(args.rest, settings.database_url)
+
+
+def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings) -> int:
+    try:
+        if today:
+            try:
+                settings = settings.with_changes(today=date.fromisoformat(today))
+            except ValueError as exc:
+                raise InputError("--today must be YYYY-MM-DD") from exc
+        document = _read_json(path)
+        resources, patient_id = _patient_data(document)
+        from cds_service.engine import evaluate
+
+        result = evaluate(resources, patient_id, settings, language=lang)
+    except (InputError, BundleError) as exc:
+        print(f"osteo-cds evaluate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        json.dump(result.response, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error of ours
+    return 0
+
+
+def _read_json(path: str) -> Any:
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError("input is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"input is not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+
+
+def _patient_data(document: Any) -> tuple[list[dict[str, Any]], str]:
+    """A Bundle (any type), or a CDS Hooks request whose prefetch holds the data."""
+    if not isinstance(document, dict):
+        raise InputError("input must be a JSON object: a FHIR Bundle or a CDS Hooks request")
+    if document.get("resourceType") == "Bundle":
+        resources = bundle_resources(document)
+        return resources, single_patient_id(resources)
+    if "hook" in document and "context" in document:
+        context = document.get("context")
+        patient_id = context.get("patientId") if isinstance(context, dict) else None
+        if not isinstance(patient_id, str) or not patient_id:
+            raise InputError("CDS Hooks request without a string context.patientId")
+        prefetch = document.get("prefetch")
+        if prefetch is not None and not isinstance(prefetch, dict):
+            raise InputError("CDS Hooks request: prefetch must be an object")
+        resources: list[dict[str, Any]] = []
+        for value in (prefetch or {}).values():
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                resources.extend(bundle_resources(value))
+            elif isinstance(value, dict) and value.get("resourceType"):
+                resources.append(value)
+        return resources, patient_id
+    raise InputError("input is neither a FHIR Bundle nor a CDS Hooks request (no resourceType 'Bundle', no hook)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

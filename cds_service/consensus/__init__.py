@@ -1,0 +1,1 @@
+"""The consensus as pure functions over facts (see CONSENSUS-RULES.md)."""

@@ -1,0 +1,431 @@
+"""The consensus applied to one patient's facts: at most one diagnosis, and the recommendations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from cds_service.consensus.bmd import (
+    Category,
+    DxaExam,
+    LumbarQct,
+    QctExam,
+    UnusableSites,
+    classify_lumbar_qct,
+    classify_t_score,
+    dxa_exams,
+    is_below_expected_range,
+    lowest,
+    lumbar_qct_value,
+    qct_exams,
+    qct_low_in_young,
+)
+from cds_service.consensus.findings import Evidence, Finding, SettingUse
+from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
+from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
+from cds_service.settings import ClinicalSettings
+
+CATEGORY_TOPICS = {
+    Category.NORMAL: "normal-bmd",
+    Category.LOW_BONE_MASS: "low-bone-mass",
+    Category.OSTEOPOROSIS: "osteoporosis-bmd",
+}
+
+
+@dataclass
+class _Bmd:
+    """What the BMD rules concluded, before fractures are merged in (DX-1)."""
+
+    population: PopulationJudgement | None = None
+    category: Category | None = None
+    z_below: bool | None = None
+    z_required: bool = False
+    young_qct_low: bool = False
+    when: date | None = None
+    decisive: BmdMeasurement | None = None
+    decisive_value: float | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    params: dict[str, str | float] = field(default_factory=dict)
+
+
+def assess(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[Finding]:
+    """All findings for the patient; the cards layer renders them (CONTRACT.md "Cards")."""
+    since = _months_before(today, clinical.bmd_lookback_months) if clinical.bmd_lookback_months else None
+    bmd = _assess_bmd(facts, clinical, since, frozenset())
+    findings: list[Finding] = []
+    diagnosis = _diagnosis(bmd, facts, clinical)
+    if diagnosis is not None:
+        findings.append(diagnosis)
+    if bmd.z_required and bmd.population is not None:
+        findings.append(_z_score_required(bmd, clinical))
+    workup = _secondary_cause_workup(bmd, facts)
+    if workup is not None:
+        findings.append(workup)
+    peripheral = _peripheral_only(facts)
+    if peripheral is not None:
+        findings.append(peripheral)
+    return findings
+
+
+# --- BMD --------------------------------------------------------------------------------------
+
+
+def unusable_sites(facts: PatientFacts, day: date) -> UnusableSites:
+    """DXA-2: spine or hip that cannot be measured validly (fusion/instrumentation, prosthesis)."""
+    spine = False
+    hips: set[str] = set()
+    reasons: list[str] = []
+    for finding in facts.coded:
+        if finding.when is not None and finding.when > day:
+            continue
+        if finding.concept == "spinal-fusion":
+            spine = True
+            reasons.append("spinal-fusion")
+        elif finding.concept.startswith("hip-prosthesis"):
+            side = finding.concept.partition(":")[2]
+            if side == "bilateral":
+                hips.add("both")
+            elif side in ("left", "right"):
+                hips.add(side)
+            if side:
+                reasons.append("hip-prosthesis")
+    if {"left", "right"} <= hips:
+        hips.add("both")
+    return UnusableSites(spine=spine, hip_sides=frozenset(hips), reasons=tuple(dict.fromkeys(reasons)))
+
+
+def _assess_bmd(
+    facts: PatientFacts,
+    clinical: ClinicalSettings,
+    since: date | None,
+    fractured_vertebrae: frozenset[str],
+) -> _Bmd:
+    dxa = [e for e in dxa_exams(facts.measurements, since) if _has_diagnostic_scores(e, facts)]
+    qct = qct_exams(facts.measurements, since)
+    latest_dxa = dxa[0] if dxa else None
+    latest_qct = qct[0] if qct else None
+    if latest_dxa is None and latest_qct is None:
+        return _Bmd()
+    # The population on the day of the most recent BMD exam decides how the patient is judged;
+    # an exam of the other population is older and is not combined with it (DX-1 needs one population).
+    newest = max(e.when for e in (latest_dxa, latest_qct) if e is not None)
+    population = population_on(facts, newest, clinical)
+    result = _Bmd(population=population, when=newest)
+    if population.population is Population.UNKNOWN:
+        result.notes.append("population-unknown")
+        return result
+    _population_notes(result, population, clinical)
+    if latest_dxa is not None and population_on(facts, latest_dxa.when, clinical).population is population.population:
+        _judge_dxa(result, latest_dxa, population, facts)
+    if latest_qct is not None and population_on(facts, latest_qct.when, clinical).population is population.population:
+        _judge_qct(result, latest_qct, population, fractured_vertebrae)
+    _context_rows(result, facts)
+    return result
+
+
+def _has_diagnostic_scores(exam: DxaExam, facts: PatientFacts) -> bool:
+    """An exam with a T- or Z-score at a DXA-1 region (or DXA-4 unknown region, or DXA-2 forearm)."""
+    unusable = unusable_sites(facts, exam.when)
+    return any(
+        exam.scores(measure, unusable.any, unusable) for measure in (Measure.T_SCORE, Measure.Z_SCORE)
+    )
+
+
+def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: ClinicalSettings) -> None:
+    if population.population is Population.T_SCORE:
+        result.rules.append("POP-1")
+    else:
+        result.rules.append("POP-3")
+    if population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
+        result.rules.append("POP-4")
+        result.notes.append("assumed-postmenopausal")
+    elif population.basis is Basis.BILATERAL_OOPHORECTOMY:
+        result.rules.append("POP-2")
+        result.notes.append("bilateral-oophorectomy")
+    elif population.basis is Basis.POSTMENOPAUSAL_RECORDED:
+        result.notes.append("postmenopausal-recorded")
+    elif population.basis is Basis.OLDER_MALE:
+        result.notes.append("older-male")
+    if population.age is not None:
+        result.params["age"] = population.age
+
+
+def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, facts: PatientFacts) -> None:
+    site_problem = unusable_sites(facts, exam.when)
+    forearm_counts = site_problem.any  # DXA-2
+    measure = Measure.T_SCORE if population.population is Population.T_SCORE else Measure.Z_SCORE
+    scores = exam.scores(measure, forearm_counts, site_problem)
+    for m in exam.measurements:
+        counted = m in scores
+        result.evidence.append(_row(m, used=counted))
+    if forearm_counts:
+        result.rules.append("DXA-2")
+        result.notes.extend(f"site-unusable-{reason}" for reason in site_problem.reasons)
+        if any(m.region is Region.FOREARM for m in scores):
+            result.notes.append("forearm-counts")
+    if not scores:
+        if population.population is Population.Z_SCORE and exam.scores(Measure.T_SCORE, forearm_counts, site_problem):
+            result.z_required = True  # POP-3: a T-score gives no category here
+        return
+    decisive = lowest(scores)
+    result.rules.append("DXA-1")
+    if any(m.region is Region.UNSPECIFIED for m in scores):
+        result.rules.append("DXA-4")
+        result.notes.append("region-unknown")
+    references = {m.reference_database for m in exam.measurements if m.reference_database}
+    foreign = sorted(r for r in references if r != "Chinese")
+    if foreign:
+        result.rules.append("DXA-6")
+        result.notes.append("reference-database-not-chinese")
+        result.params["reference_database"] = ", ".join(foreign)
+    if population.population is Population.Z_SCORE and population.age is not None and population.age < 20:
+        result.notes.append("paediatric-reference")  # DXA-6: Chinese paediatric references
+    if measure is Measure.T_SCORE:
+        category = classify_t_score(decisive.value)  # DXA-3
+        result.rules.append("DXA-3")
+        _take(result, category, decisive, decisive.value)
+    else:
+        below = is_below_expected_range(decisive.value)  # POP-3
+        if result.z_below is None or below:
+            result.z_below = below
+            result.decisive = decisive
+            result.decisive_value = decisive.value
+
+
+def _judge_qct(
+    result: _Bmd, exam: QctExam, population: PopulationJudgement, fractured_vertebrae: frozenset[str]
+) -> None:
+    lumbar = lumbar_qct_value(exam.lumbar, fractured_vertebrae) if exam.lumbar else None
+    for m in exam.lumbar:
+        used = lumbar is not None and m in lumbar.used and lumbar.value is not None
+        result.evidence.append(_row(m, used=used))
+    for m in exam.hip:
+        result.evidence.append(_row(m, used=population.population is Population.T_SCORE))
+    result.rules.append("QCT-1" if exam.lumbar else "QCT-3")
+    if lumbar is not None:
+        _lumbar_notes(result, lumbar)
+    if population.population is Population.Z_SCORE:
+        # QCT-6: no QCT category for the young; ≤ 120 mg/cm³ leads to the work-up (DX-6).
+        result.rules.append("QCT-6")
+        result.notes.append("qct-no-category-young")
+        if lumbar is not None and lumbar.value is not None and qct_low_in_young(lumbar.value):
+            result.young_qct_low = True
+            result.params["qct_value"] = round(lumbar.value, 1)
+        return
+    decided = False
+    if lumbar is not None and lumbar.value is not None:
+        result.rules.extend(["QCT-2"])
+        _take(result, classify_lumbar_qct(lumbar.value), lumbar.used[0], lumbar.value, qct_mean=lumbar)
+        decided = True
+    if exam.hip:
+        hip = lowest(exam.hip)
+        result.rules.append("QCT-3")
+        _take(result, classify_t_score(hip.value), hip, hip.value)
+        decided = True
+    if decided:
+        result.rules.extend(["QCT-4", "QCT-7"])
+        result.notes.append("qct-mindways")
+
+
+def _lumbar_notes(result: _Bmd, lumbar: LumbarQct) -> None:
+    if lumbar.single_vertebra:
+        result.notes.append("qct-single-vertebra")
+    if lumbar.left_out_fractured:
+        result.notes.append("qct-fractured-left-out")
+    if len(lumbar.used) == 2 and lumbar.value is not None:
+        result.params["qct_mean_of"] = "+".join(m.vertebra or "?" for m in lumbar.used)
+
+
+def _take(
+    result: _Bmd,
+    category: Category,
+    measurement: BmdMeasurement,
+    value: float,
+    qct_mean: LumbarQct | None = None,
+) -> None:
+    """DX-1: the patient's category is the worse of DXA and QCT."""
+    if result.category is None or category > result.category:
+        result.category = category
+        result.decisive = measurement
+        result.decisive_value = value
+        if qct_mean is not None and len(qct_mean.used) == 2:
+            result.params["decisive_kind"] = "qct-mean"
+        else:
+            result.params.pop("decisive_kind", None)
+
+
+def _context_rows(result: _Bmd, facts: PatientFacts) -> None:
+    """DX-5 / DX-4: TBS and peripheral results may be shown, never decide."""
+    for modality, note in ((Modality.TBS, "tbs-context"), (Modality.PERIPHERAL, "peripheral-context"),
+                           (Modality.QUS, "qus-context")):
+        items = [m for m in facts.measurements if m.modality is modality]
+        if items:
+            latest = max(items, key=lambda m: m.when)
+            result.evidence.append(_row(latest, used=False))
+            result.notes.append(note)
+            result.rules.append("DX-5" if modality is Modality.TBS else "DX-4")
+
+
+def _row(m: BmdMeasurement, *, used: bool) -> Evidence:
+    region = m.vertebra or m.region.value
+    kind = {
+        Measure.T_SCORE: "t-score",
+        Measure.Z_SCORE: "z-score",
+        Measure.ABMD: "abmd",
+        Measure.VBMD: "vbmd",
+        Measure.INDEX: "tbs",
+    }[m.measure]
+    if m.modality is Modality.QUS:
+        kind = "qus"  # DX-4: never called BMD
+    elif m.modality is Modality.PERIPHERAL:
+        kind = f"peripheral-{kind}"
+    elif m.modality is Modality.QCT:
+        kind = f"qct-{kind}"
+    return Evidence(kind=kind, source=m.source, when=m.when, value=m.value, unit=m.unit, region=region, used=used)
+
+
+# --- findings ------------------------------------------------------------------------------------
+
+
+def _settings_used(bmd: _Bmd, clinical: ClinicalSettings) -> tuple[SettingUse, ...]:
+    used: list[SettingUse] = []
+    if bmd.population is None:
+        return ()
+    if bmd.population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
+        used.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+    if bmd.population.basis in (Basis.OLDER_MALE, Basis.YOUNG_MALE):
+        used.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
+    if bmd.population.basis is Basis.PREMENOPAUSAL_BY_AGE:
+        used.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+    if clinical.bmd_lookback_months:
+        used.append(SettingUse("OSTEO_CDS_BMD_LOOKBACK_MONTHS", str(clinical.bmd_lookback_months)))
+    return tuple(used)
+
+
+def _common_params(bmd: _Bmd) -> dict[str, str | float]:
+    params = dict(bmd.params)
+    if bmd.decisive is not None and bmd.decisive_value is not None:
+        params["value"] = round(bmd.decisive_value, 2) if bmd.decisive.measure is not Measure.VBMD else round(
+            bmd.decisive_value, 1
+        )
+        params["region"] = bmd.decisive.vertebra or bmd.decisive.region.value
+        params["date"] = bmd.decisive.when.isoformat()
+        params["measure"] = _row(bmd.decisive, used=True).kind
+        if params.get("decisive_kind") == "qct-mean":
+            params["measure"] = "qct-mean"
+            params["region"] = "lumbar-spine"
+    return params
+
+
+def _diagnosis(bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings) -> Finding | None:
+    if bmd.population is None:
+        return None
+    params = _common_params(bmd)
+    notes = list(dict.fromkeys(bmd.notes))
+    settings = _settings_used(bmd, clinical)
+    if bmd.population.population is Population.T_SCORE and bmd.category is not None:
+        topic = CATEGORY_TOPICS[bmd.category]
+        if bmd.category is not Category.NORMAL:
+            notes.append("densitometric-diagnosis")  # DX-9
+        rules = [*bmd.rules, "DX-1"]
+        if bmd.category is not Category.NORMAL:
+            rules.append("DX-9")
+        return Finding(
+            topic=topic,
+            rules=_unique(rules),
+            evidence=tuple(bmd.evidence),
+            notes=tuple(notes),
+            settings=settings,
+            params=params,
+            suggest_condition=bmd.category is Category.OSTEOPOROSIS and not facts.has("osteoporosis"),
+        )
+    if bmd.population.population is Population.Z_SCORE and bmd.z_below is not None:
+        topic = "below-expected-range-for-age" if bmd.z_below else "within-expected-range-for-age"
+        return Finding(
+            topic=topic,
+            rules=_unique([*bmd.rules, "POP-3"]),
+            evidence=tuple(bmd.evidence),
+            notes=tuple(notes),
+            settings=settings,
+            params=params,
+        )
+    return None
+
+
+def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
+    params = _common_params(bmd)
+    if bmd.when is not None:
+        params["date"] = bmd.when.isoformat()
+    return Finding(
+        topic="z-score-required",
+        rules=_unique([*bmd.rules, "POP-3", "DXA-6"]),
+        evidence=tuple(bmd.evidence),
+        notes=tuple(dict.fromkeys(bmd.notes)),
+        settings=_settings_used(bmd, clinical),
+        params=params,
+    )
+
+
+def _secondary_cause_workup(bmd: _Bmd, facts: PatientFacts) -> Finding | None:
+    """POP-5, DX-6, QCT-6: evaluate secondary osteoporosis."""
+    causes = [c for c in facts.coded_of("secondary-cause:") if c.active]
+    rules: list[str] = []
+    low_adult = (
+        bmd.population is not None
+        and bmd.population.population is Population.T_SCORE
+        and bmd.category in (Category.LOW_BONE_MASS, Category.OSTEOPOROSIS)
+    )
+    young_low = bool(bmd.z_below) or bmd.young_qct_low
+    if causes and (low_adult or young_low):
+        rules.append("POP-5")
+    if young_low:
+        rules.append("DX-6")
+        if bmd.young_qct_low:
+            rules.append("QCT-6")
+    if not rules:
+        return None
+    evidence = [
+        Evidence(kind="secondary-cause", source=c.source, when=c.when, region=c.concept.partition(":")[2])
+        for c in causes
+    ]
+    decisive = [e for e in bmd.evidence if e.used]
+    params = _common_params(bmd)
+    params["causes"] = ", ".join(dict.fromkeys(c.concept.partition(":")[2] for c in causes))
+    return Finding(
+        topic="secondary-cause-workup",
+        rules=_unique(rules),
+        evidence=tuple(evidence + decisive),
+        notes=("secondary-causes-listed",) if causes else ("young-low-bmd",),
+        params=params,
+    )
+
+
+def _peripheral_only(facts: PatientFacts) -> Finding | None:
+    """DX-4 / REC-PERIPHERAL: only peripheral results (or QUS) on record."""
+    central = [m for m in facts.measurements if m.modality in (Modality.DXA, Modality.QCT)]
+    peripheral = [m for m in facts.measurements if m.modality in (Modality.PERIPHERAL, Modality.QUS)]
+    if central or not peripheral:
+        return None
+    peripheral.sort(key=lambda m: m.when, reverse=True)
+    notes = ["peripheral-screening-only"]
+    if any(m.modality is Modality.QUS for m in peripheral):
+        notes.append("qus-not-bmd")
+    return Finding(
+        topic="peripheral-screening-only",
+        rules=("DX-4", "REC-PERIPHERAL"),
+        evidence=tuple(_row(m, used=False) for m in peripheral[:6]),
+        notes=tuple(notes),
+        params={"date": peripheral[0].when.isoformat()},
+    )
+
+
+def _unique(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, 28))

@@ -1,0 +1,59 @@
+"""The engine: FHIR resources of one patient → facts → consensus → CDS Hooks response."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cds_service.cards.render import render_cards
+from cds_service.consensus.assessment import assess
+from cds_service.consensus.findings import Finding, Group
+from cds_service.facts.extract import extract_facts
+from cds_service.settings import Settings
+
+
+@dataclass
+class Evaluation:
+    """The CDS Hooks response body and figures for logs/metrics (counts only, no patient data)."""
+
+    response: dict[str, Any]
+    topics: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def evaluate(
+    resources: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    settings: Settings,
+    *,
+    language: str | None = None,
+    data_cut: bool = False,
+) -> Evaluation:
+    """Evaluate one patient's resources (any mix of types; other patients' resources are ignored).
+
+    `language` is "en" or "zh-CN" (None: the setting); `data_cut` says a FHIR search was cut
+    by the page cap, which the cards then mention.
+    """
+    facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
+    findings = [f for f in assess(facts, settings.clinical, settings.today_date()) if _shown(f, settings)]
+    if facts.deceased:
+        # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
+        findings = [f for f in findings if not f.orders]
+    diagnoses = [f for f in findings if f.group is Group.DIAGNOSIS]
+    if len(diagnoses) > 1:
+        raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
+    cards = render_cards(
+        findings, facts.notes, language=language or settings.language, patient_id=patient_id, data_cut=data_cut
+    )
+    return Evaluation(
+        response={"cards": cards},
+        topics=[f.topic for f in findings],
+        skipped=Counter(note.reason for note in facts.notes),
+    )
+
+
+def _shown(finding: Finding, settings: Settings) -> bool:
+    return finding.topic not in settings.disabled_cards

@@ -1,0 +1,1 @@
+"""Facts: the one place that knows FHIR resource shapes and codes."""

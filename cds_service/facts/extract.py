@@ -1,0 +1,652 @@
+"""FHIR R4 resources of one patient → PatientFacts, recording every skipped item with its reason."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from cds_service.facts.codemap import CodeMap
+from cds_service.facts.fhirpath import (
+    JsonObject,
+    as_dict,
+    as_list,
+    as_str,
+    codings,
+    concept_text,
+    parse_fhir_datetime,
+    reference_of,
+    refers_to,
+    resource_key,
+)
+from cds_service.facts.model import (
+    Bmi,
+    BmdMeasurement,
+    CodedFinding,
+    DataNote,
+    ImagingReport,
+    Measure,
+    Modality,
+    OpenOrder,
+    PatientFacts,
+    Region,
+    Sex,
+)
+from cds_service.facts.valuesets import (
+    BMI_LOINC,
+    BODY_SITE_REGIONS,
+    CONCEPT_MEASUREMENTS,
+    DICOM_QUS,
+    DXA_LOINC,
+    FOREARM_T_AMBIGUOUS,
+    HEIGHT_LOINC,
+    ICD10_PCS,
+    ICD10_PCS_CONCEPTS,
+    ICD10_SYSTEMS,
+    LATERALITY_SNOMED,
+    LOINC,
+    SNOMED,
+    SNOMED_CONCEPTS,
+    VERTEBRA_SNOMED,
+    WEIGHT_LOINC,
+    icd10_concept,
+)
+
+# CONTRACT.md: only these Observation statuses count.
+COUNTED_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected", "appended"})
+# CONTRACT.md "Plausibility".
+PLAUSIBLE: dict[Measure, tuple[float, float]] = {
+    Measure.T_SCORE: (-8.0, 6.0),
+    Measure.Z_SCORE: (-8.0, 6.0),
+    Measure.ABMD: (0.2, 2.0),
+    Measure.VBMD: (0.0, 400.0),
+    Measure.INDEX: (0.5, 2.5),  # TBS; context only (DX-5)
+}
+PLAUSIBLE_BMI = (10.0, 80.0)
+
+_SCORE_UNITS = frozenset({"", "1", "sd", "{sd}", "t-score", "{t-score}", "z-score", "{z-score}", "{tscore}"})
+_ABMD_UNITS = {"g/cm2": 1.0, "g/cm-2": 1.0, "g/cm²": 1.0, "g/cm^2": 1.0, "mg/cm2": 0.001}
+_VBMD_UNITS = {
+    "mg/cm3": 1.0,
+    "mg/cm³": 1.0,
+    "mg/cm^3": 1.0,
+    "mg/ml": 1.0,
+    "g/cm3": 1000.0,
+    "g/cm³": 1000.0,
+    "g/ml": 1000.0,
+}
+_HOUNSFIELD_UNITS = frozenset({"hu", "[hnsf'u]", "hounsfield", "hounsfield units"})
+_DEAD_STATUSES = frozenset({"entered-in-error"})
+
+_VERTEBRA_TEXT = re.compile(r"(?<![A-Za-z])([TL])\s?(\d{1,2})(?!\d)|([胸腰])\s?(\d{1,2})(?!\d)")
+_FOREARM_WORDS = ("forearm", "radius", "radial", "33%", "1/3", "前臂", "桡骨")
+_REGION_WORDS: tuple[tuple[tuple[str, ...], Region], ...] = (
+    (("femoral neck", "femur neck", "neck", "股骨颈"), Region.FEMORAL_NECK),
+    (("total hip", "hip", "全髋", "髋部", "髋"), Region.TOTAL_HIP),
+    (("lumbar", "l1-l4", "l1~l4", "l1–l4", "spine", "腰椎"), Region.LUMBAR_SPINE),
+    (_FOREARM_WORDS, Region.FOREARM),
+    (("calcaneus", "heel", "跟骨"), Region.CALCANEUS),
+)
+_QUS_WORDS = ("ultrasound", "qus", "超声")
+_PERIPHERAL_WORDS = ("pdxa", "pqct", "peripheral", "外周", "single-energy", "sxa", "radiographic absorptiometry")
+# DXA-6: reference databases a record may name. Chinese → no warning; others are named on the card.
+_CHINESE_REFERENCE_WORDS = ("chinese", "china", "中国", "国人")
+_OTHER_REFERENCE_WORDS = ("nhanes", "usa", "caucasian", "white", "美国", "白人", "japan", "日本", "europe", "欧洲")
+_OOPHORECTOMY_WORDS = ("oophorectomy", "salpingo-oophorectomy", "卵巢切除", "附件切除")
+_BILATERAL_WORDS = ("bilateral", "both", "bso", "双侧", "双附件")
+_OSTEOPOROSIS_WORDS = ("osteoporosis", "骨质疏松")
+_NOT_A_DIAGNOSIS_WORDS = ("screening", "risk", "筛查", "风险", "family history", "家族史")
+
+
+@dataclass(frozen=True)
+class _MeasurementKind:
+    modality: Modality
+    measure: Measure
+    region: Region
+    laterality: str | None
+    loinc: str | None
+
+
+def extract_facts(
+    resources: Iterable[JsonObject],
+    patient_id: str,
+    code_map: CodeMap,
+    tz: zoneinfo.ZoneInfo,
+) -> PatientFacts:
+    """Read the patient's resources; resources of other patients and unknown shapes are passed over."""
+    facts = PatientFacts(patient_id=patient_id)
+    items = [r for r in resources if isinstance(r, Mapping)]
+    devices = {resource_key(r): r for r in items if r.get("resourceType") == "Device"}
+    weights: list[tuple[date, float, str]] = []
+    heights: list[tuple[date, float, str]] = []
+    reader = _Reader(facts, code_map, tz, devices, weights, heights)
+    for resource in items:
+        rtype = resource.get("resourceType")
+        if rtype == "Patient":
+            if resource.get("id") == patient_id:
+                reader.patient(resource)
+            continue
+        if rtype not in _READERS:
+            continue
+        if not _belongs_to(resource, patient_id):
+            continue
+        getattr(reader, _READERS[rtype])(resource)
+    if not facts.bmis:
+        derived = _derived_bmi(weights, heights)
+        if derived is not None:
+            facts.bmis.append(derived)
+    _combine_oophorectomies(facts)
+    return facts
+
+
+_READERS = {
+    "Observation": "observation",
+    "Condition": "condition",
+    "Procedure": "procedure",
+    "DiagnosticReport": "report",
+    "ServiceRequest": "service_request",
+}
+
+
+def _belongs_to(resource: JsonObject, patient_id: str) -> bool:
+    subject = reference_of(resource.get("subject")) or reference_of(resource.get("patient"))
+    return refers_to(subject, "Patient", patient_id)
+
+
+class _Reader:
+    def __init__(
+        self,
+        facts: PatientFacts,
+        code_map: CodeMap,
+        tz: zoneinfo.ZoneInfo,
+        devices: Mapping[str, JsonObject],
+        weights: list[tuple[date, float, str]],
+        heights: list[tuple[date, float, str]],
+    ) -> None:
+        self.facts = facts
+        self.code_map = code_map
+        self.tz = tz
+        self.devices = devices
+        self.weights = weights
+        self.heights = heights
+
+    def note(self, source: str, reason: str, detail: str | None = None) -> None:
+        self.facts.notes.append(DataNote(source=source, reason=reason, detail=detail))
+
+    # Patient -------------------------------------------------------------------------------
+    def patient(self, resource: JsonObject) -> None:
+        gender = as_str(resource.get("gender"))
+        self.facts.sex = Sex.FEMALE if gender == "female" else Sex.MALE if gender == "male" else Sex.UNKNOWN
+        self.facts.birth_date = parse_fhir_datetime(resource.get("birthDate"), self.tz)
+        if resource.get("birthDate") is not None and self.facts.birth_date is None:
+            self.note(resource_key(resource), "unreadable-birth-date")
+        deceased_bool = resource.get("deceasedBoolean")
+        self.facts.deceased = deceased_bool is True or as_str(resource.get("deceasedDateTime")) is not None
+
+    # Observation ---------------------------------------------------------------------------
+    def observation(self, resource: JsonObject) -> None:
+        source = resource_key(resource)
+        own = self._kind(resource.get("code"))
+        vital = _vital_code(resource.get("code"))
+        components = [
+            (self._kind(comp.get("code")), comp)
+            for comp in map(as_dict, as_list(resource.get("component")))
+            if comp is not None
+        ]
+        recognised_components = [(kind, comp) for kind, comp in components if kind is not None]
+        genant = self._concept(resource.get("code")) == "genant-grade"
+        if own is None and vital is None and not recognised_components and not genant:
+            return
+        status = as_str(resource.get("status"))
+        if status not in COUNTED_OBSERVATION_STATUSES:
+            self.note(source, "status", status or "missing")
+            return
+        when = self._effective(resource)
+        if when is None:
+            self.note(source, "no-date")
+            return
+        if genant:
+            return  # Genant grades are read with the fracture evidence.
+        if vital is not None:
+            self._vital(resource, vital, when, source)
+            return
+        device = self._device(resource)
+        if own is not None and as_dict(resource.get("valueQuantity")) is not None:
+            self._measurement(own, resource, resource.get("valueQuantity"), resource, when, source, device)
+        elif own is not None and not recognised_components:
+            self.note(source, "no-value")
+        for kind, comp in recognised_components:
+            assert kind is not None
+            self._measurement(kind, comp, comp.get("valueQuantity"), resource, when, source, device)
+
+    def _concept(self, code: object) -> str | None:
+        for system, value, _ in codings(code):
+            concept = self.code_map.concept_of(system, value)
+            if concept is not None:
+                return concept
+        return None
+
+    def _kind(self, code: object) -> _MeasurementKind | None:
+        concept = self._concept(code)
+        if concept in CONCEPT_MEASUREMENTS:
+            modality, measure, region = CONCEPT_MEASUREMENTS[concept]
+            return _MeasurementKind(modality, measure, region, None, None)
+        if concept == "peripheral-bmd":
+            # Measure follows the unit (T-score or BMD); decided in _measurement.
+            return _MeasurementKind(Modality.PERIPHERAL, Measure.ABMD, Region.OTHER, None, None)
+        for system, value, _ in codings(code):
+            if system == LOINC and value in DXA_LOINC:
+                modality, measure, region, laterality = DXA_LOINC[value]
+                return _MeasurementKind(modality, measure, region, laterality, value)
+        return None
+
+    def _measurement(
+        self,
+        kind: _MeasurementKind,
+        holder: JsonObject,
+        quantity_raw: object,
+        observation: JsonObject,
+        when: date,
+        source: str,
+        device: str | None,
+    ) -> None:
+        quantity = as_dict(quantity_raw)
+        value = quantity.get("value") if quantity else None
+        if quantity is None or isinstance(value, bool) or not isinstance(value, int | float):
+            self.note(source, "no-value")
+            return
+        unit = (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").strip()
+        unit_key = unit.lower()
+        measure = kind.measure
+        if kind.modality is Modality.PERIPHERAL and kind.loinc is None:
+            measure = Measure.T_SCORE if unit_key in _SCORE_UNITS and unit_key else _bmd_measure(unit_key)
+        converted = _convert(measure, unit_key, float(value))
+        if converted is None:
+            reason = "hounsfield-units" if unit_key in _HOUNSFIELD_UNITS else "unknown-unit"
+            self.note(source, reason, unit or "none")
+            return
+        if kind.measure in (Measure.T_SCORE, Measure.Z_SCORE) and not _score_unit_agrees(kind.measure, unit_key):
+            self.note(source, "unknown-unit", unit)
+            return
+        low, high = PLAUSIBLE[measure]
+        if not low <= converted <= high:
+            self.note(source, "implausible", _unit_label(measure))
+            return
+        region, vertebra, region_text = self._region(kind, holder, observation)
+        laterality = kind.laterality or _laterality(observation.get("bodySite"))
+        modality = self._modality(kind.modality, observation, device)
+        self.facts.measurements.append(
+            BmdMeasurement(
+                modality=modality,
+                measure=measure,
+                region=region,
+                value=converted,
+                unit=_unit_label(measure),
+                when=when,
+                source=source,
+                vertebra=vertebra,
+                laterality=laterality,
+                device=device,
+                reference_database=_reference_database(observation),
+                region_text=region_text,
+            )
+        )
+
+    def _region(
+        self, kind: _MeasurementKind, holder: JsonObject, observation: JsonObject
+    ) -> tuple[Region, str | None, str | None]:
+        body_site = holder.get("bodySite") if holder is not observation else None
+        body_site = body_site or observation.get("bodySite")
+        site_region = _body_site_region(body_site)
+        vertebra = _vertebra(body_site)
+        site_text = concept_text(body_site) or None
+        if kind.modality is Modality.QCT and kind.region is Region.LUMBAR_SPINE:
+            # QCT-1: per vertebra when the vertebra is given, else the reported mean.
+            return (Region.VERTEBRA, vertebra, site_text) if vertebra else (Region.LUMBAR_SPINE, None, site_text)
+        if kind.loinc == FOREARM_T_AMBIGUOUS and site_region is None:
+            # codes.md caveat 1: forearm only when the display or body site says forearm/radius.
+            display = concept_text(holder.get("code")).lower()
+            if any(word in display for word in _FOREARM_WORDS):
+                return Region.FOREARM, None, site_text
+            return Region.UNSPECIFIED, None, site_text
+        if site_region is not None and kind.modality in (Modality.DXA, Modality.PERIPHERAL):
+            return site_region, None, site_text
+        return kind.region, None, site_text
+
+    def _modality(self, modality: Modality, observation: JsonObject, device: str | None) -> Modality:
+        """DX-4: a measurement whose method or device is ultrasound or peripheral is not central BMD."""
+        method = observation.get("method")
+        if any(system.endswith("/DCM") and code == DICOM_QUS for system, code, _ in codings(method)):
+            return Modality.QUS
+        words = (concept_text(method) + " " + (device or "")).lower()
+        if any(w in words for w in _QUS_WORDS):
+            return Modality.QUS
+        if modality is Modality.DXA and any(w in words for w in _PERIPHERAL_WORDS):
+            return Modality.PERIPHERAL
+        return modality
+
+    def _device(self, observation: JsonObject) -> str | None:
+        """DXA-5: the device as 'manufacturer model', or its reference when the Device is not at hand."""
+        ref = reference_of(observation.get("device"))
+        display = as_str(as_dict(observation.get("device") or {}).get("display") if as_dict(observation.get("device")) else None)
+        if ref is None:
+            return display
+        device = self.devices.get(ref.split("/_history/", 1)[0]) or next(
+            (d for key, d in self.devices.items() if ref.endswith("/" + key)), None
+        )
+        if device is None:
+            return display or ref
+        parts: list[str] = []
+        manufacturer = as_str(device.get("manufacturer"))
+        if manufacturer:
+            parts.append(manufacturer)
+        names = [as_str(as_dict(n).get("name")) for n in as_list(device.get("deviceName")) if as_dict(n)]
+        model = as_str(device.get("modelNumber")) or next((n for n in names if n), None)
+        if model:
+            parts.append(model)
+        type_text = concept_text(device.get("type"))
+        if type_text:
+            parts.append(f"({type_text})")
+        return " ".join(parts) or ref
+
+    def _effective(self, resource: JsonObject) -> date | None:
+        for key in ("effectiveDateTime", "effectiveInstant"):
+            when = parse_fhir_datetime(resource.get(key), self.tz)
+            if when:
+                return when
+        period = as_dict(resource.get("effectivePeriod"))
+        if period:
+            when = parse_fhir_datetime(period.get("start"), self.tz) or parse_fhir_datetime(
+                period.get("end"), self.tz
+            )
+            if when:
+                return when
+        return parse_fhir_datetime(resource.get("issued"), self.tz)
+
+    def _vital(self, resource: JsonObject, loinc: str, when: date, source: str) -> None:
+        quantity = as_dict(resource.get("valueQuantity"))
+        value = quantity.get("value") if quantity else None
+        if quantity is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return  # vitals without a value do not bear on bone health: no note
+        unit = (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").strip().lower()
+        number = float(value)
+        if loinc == "bmi":
+            if unit not in ("kg/m2", "kg/m^2", "kg/m²", ""):
+                self.note(source, "unknown-unit", unit)
+                return
+            if not PLAUSIBLE_BMI[0] <= number <= PLAUSIBLE_BMI[1]:
+                self.note(source, "implausible", "kg/m2")
+                return
+            self.facts.bmis.append(Bmi(value=number, when=when, source=source))
+        elif loinc == WEIGHT_LOINC:
+            factor = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}.get(unit)
+            if factor is not None:
+                self.weights.append((when, number * factor, source))
+        elif loinc == HEIGHT_LOINC:
+            factor = {"cm": 1.0, "m": 100.0, "[in_i]": 2.54, "in": 2.54, "mm": 0.1}.get(unit)
+            if factor is not None:
+                self.heights.append((when, number * factor, source))
+
+    # Condition / Procedure -----------------------------------------------------------------
+    def condition(self, resource: JsonObject) -> None:
+        source = resource_key(resource)
+        concepts = self._coded_concepts(resource.get("code"), procedure=False)
+        if not concepts:
+            return
+        clinical = resource.get("clinicalStatus")
+        verification = resource.get("verificationStatus")
+        if isinstance(clinical, str) or isinstance(verification, str):
+            self.note(source, "not-fhir-r4")  # DSTU2/STU3 shape
+            return
+        verification_codes = {code for _, code, _ in codings(verification)}
+        if verification_codes & {"entered-in-error", "refuted"}:
+            self.note(source, "verification", sorted(verification_codes & {"entered-in-error", "refuted"})[0])
+            return
+        clinical_codes = {code for _, code, _ in codings(clinical)}
+        active = not clinical_codes or bool(clinical_codes & {"active", "recurrence", "relapse"})
+        onset_period = as_dict(resource.get("onsetPeriod"))
+        when = (
+            parse_fhir_datetime(resource.get("onsetDateTime"), self.tz)
+            or (parse_fhir_datetime(onset_period.get("start"), self.tz) if onset_period else None)
+            or parse_fhir_datetime(resource.get("recordedDate"), self.tz)
+        )
+        display = concept_text(resource.get("code")) or None
+        for concept in concepts:
+            self.facts.coded.append(CodedFinding(concept, when, source, display, active))
+
+    def procedure(self, resource: JsonObject) -> None:
+        source = resource_key(resource)
+        concepts = self._coded_concepts(resource.get("code"), procedure=True)
+        if not concepts:
+            return
+        status = as_str(resource.get("status"))
+        if status in _DEAD_STATUSES or status in ("not-done", "stopped"):
+            self.note(source, "status", status)
+            return
+        if status not in (None, "completed", "in-progress", "unknown"):
+            return  # preparation / on-hold: not done yet
+        period = as_dict(resource.get("performedPeriod"))
+        when = parse_fhir_datetime(resource.get("performedDateTime"), self.tz) or (
+            parse_fhir_datetime(period.get("start"), self.tz) if period else None
+        )
+        laterality = _laterality(resource.get("bodySite"))
+        display = concept_text(resource.get("code")) or None
+        for concept in concepts:
+            if concept == "hip-prosthesis" and laterality:
+                concept = f"hip-prosthesis:{laterality}"
+            self.facts.coded.append(CodedFinding(concept, when, source, display))
+
+    def _coded_concepts(self, code: object, *, procedure: bool) -> list[str]:
+        found: list[str] = []
+        for system, value, _ in codings(code):
+            concept: str | None = None
+            if system == SNOMED:
+                concept = SNOMED_CONCEPTS.get(value)
+            elif system in ICD10_SYSTEMS or "icd-10" in system.lower() or "icd10" in system.lower():
+                concept = icd10_concept(value)
+            elif system == ICD10_PCS:
+                concept = ICD10_PCS_CONCEPTS.get(value.upper())
+            if concept is not None and concept not in found:
+                found.append(concept)
+        if found:
+            return found
+        text = concept_text(code).lower()
+        if procedure and any(w in text for w in _OOPHORECTOMY_WORDS):
+            if any(w in text for w in _BILATERAL_WORDS):
+                return ["bilateral-oophorectomy"]
+            side = _side_from_text(text)
+            return [f"oophorectomy:{side}"] if side else []
+        if not procedure and any(w in text for w in _OSTEOPOROSIS_WORDS):
+            if not any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
+                return ["osteoporosis"]
+        return []
+
+    # DiagnosticReport / ServiceRequest ------------------------------------------------------
+    def report(self, resource: JsonObject) -> None:
+        source = resource_key(resource)
+        status = as_str(resource.get("status"))
+        if status not in COUNTED_OBSERVATION_STATUSES:
+            if status in _DEAD_STATUSES:
+                self.note(source, "status", status)
+            return
+        when = self._effective(resource)
+        conclusion = as_str(resource.get("conclusion")) or ""
+        conclusion_codes = tuple(
+            (system, code)
+            for concept in as_list(resource.get("conclusionCode"))
+            for system, code, _ in codings(concept)
+        )
+        categories = tuple(code for cat in as_list(resource.get("category")) for _, code, _ in codings(cat))
+        self.facts.reports.append(
+            ImagingReport(
+                source=source,
+                when=when,
+                codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
+                code_text=concept_text(resource.get("code")),
+                category_codes=categories,
+                conclusion=conclusion,
+                conclusion_codes=conclusion_codes,
+            )
+        )
+
+    def service_request(self, resource: JsonObject) -> None:
+        if as_str(resource.get("status")) not in ("active", "draft"):
+            return
+        self.facts.open_orders.append(
+            OpenOrder(
+                source=resource_key(resource),
+                codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
+                text=concept_text(resource.get("code")),
+            )
+        )
+
+
+def _vital_code(code: object) -> str | None:
+    for system, value, _ in codings(code):
+        if system == LOINC and value == BMI_LOINC:
+            return "bmi"
+        if system == LOINC and value in (WEIGHT_LOINC, HEIGHT_LOINC):
+            return value
+    return None
+
+
+def _bmd_measure(unit_key: str) -> Measure:
+    return Measure.VBMD if unit_key in _VBMD_UNITS else Measure.ABMD
+
+
+def _convert(measure: Measure, unit_key: str, value: float) -> float | None:
+    """QCT-5 and CONTRACT.md units: the value in the canonical unit, or None when the unit is not accepted."""
+    if measure in (Measure.T_SCORE, Measure.Z_SCORE):
+        return value if unit_key in _SCORE_UNITS else None
+    if measure is Measure.ABMD:
+        factor = _ABMD_UNITS.get(unit_key)
+        return value * factor if factor is not None else None
+    if measure is Measure.VBMD:
+        factor = _VBMD_UNITS.get(unit_key)
+        return value * factor if factor is not None else None
+    return value
+
+
+def _score_unit_agrees(measure: Measure, unit_key: str) -> bool:
+    """A Z-score unit on a T-score code (or the reverse) makes the value ambiguous."""
+    if measure is Measure.T_SCORE:
+        return "z-score" not in unit_key
+    return "t-score" not in unit_key
+
+
+def _unit_label(measure: Measure) -> str:
+    return {
+        Measure.T_SCORE: "T",
+        Measure.Z_SCORE: "Z",
+        Measure.ABMD: "g/cm2",
+        Measure.VBMD: "mg/cm3",
+        Measure.INDEX: "",
+    }[measure]
+
+
+def _body_site_region(body_site: object) -> Region | None:
+    for system, code, _ in codings(body_site):
+        if system == SNOMED and code in BODY_SITE_REGIONS:
+            return BODY_SITE_REGIONS[code]
+        if system == SNOMED and code in VERTEBRA_SNOMED and VERTEBRA_SNOMED[code].startswith("L"):
+            return Region.LUMBAR_SPINE
+    text = concept_text(body_site).lower()
+    if not text:
+        return None
+    for words, region in _REGION_WORDS:
+        if any(w in text for w in words):
+            return region
+    return None
+
+
+def _vertebra(body_site: object) -> str | None:
+    for system, code, _ in codings(body_site):
+        if system == SNOMED and code in VERTEBRA_SNOMED:
+            return VERTEBRA_SNOMED[code]
+    text = concept_text(body_site)
+    matches = list(_VERTEBRA_TEXT.finditer(text))
+    if len(matches) != 1 or "-" in text or "~" in text or "–" in text:
+        return None  # a range ("L1-L4") or several levels is not one vertebra
+    m = matches[0]
+    if m.group(1):
+        return f"{m.group(1)}{int(m.group(2))}"
+    return f"{'T' if m.group(3) == '胸' else 'L'}{int(m.group(4))}"
+
+
+def _laterality(body_site: object) -> str | None:
+    for system, code, _ in codings(body_site):
+        if system == SNOMED and code in LATERALITY_SNOMED:
+            return LATERALITY_SNOMED[code]
+    site = as_dict(body_site)
+    if site is not None:
+        for ext in as_list(site.get("extension")):
+            for system, code, _ in codings(as_dict(ext).get("valueCodeableConcept") if as_dict(ext) else None):
+                if system == SNOMED and code in LATERALITY_SNOMED:
+                    return LATERALITY_SNOMED[code]
+    return _side_from_text(concept_text(body_site).lower())
+
+
+def _side_from_text(text: str) -> str | None:
+    left = "left" in text or "左" in text
+    right = "right" in text or "右" in text
+    if left and right:
+        return "bilateral"
+    return "left" if left else "right" if right else None
+
+
+def _reference_database(observation: JsonObject) -> str | None:
+    """DXA-6: a reference population named by the record (method text or notes), as a keyword."""
+    texts = [concept_text(observation.get("method"))]
+    texts.extend(as_str(as_dict(n).get("text")) or "" for n in as_list(observation.get("note")) if as_dict(n))
+    joined = " ".join(texts).lower()
+    if not joined.strip():
+        return None
+    for word in _OTHER_REFERENCE_WORDS:
+        if word in joined:
+            return word.upper() if word.isascii() else word
+    for word in _CHINESE_REFERENCE_WORDS:
+        if word in joined:
+            return "Chinese"
+    return None
+
+
+def _derived_bmi(
+    weights: list[tuple[date, float, str]], heights: list[tuple[date, float, str]]
+) -> Bmi | None:
+    """BMI from the latest weight and the height measured nearest to it (no BMI recorded)."""
+    if not weights or not heights:
+        return None
+    when, kg, source = max(weights, key=lambda w: w[0])
+    _, cm, _ = min(heights, key=lambda h: abs((h[0] - when).days))
+    if cm <= 0:
+        return None
+    value = kg / (cm / 100.0) ** 2
+    if not PLAUSIBLE_BMI[0] <= value <= PLAUSIBLE_BMI[1]:
+        return None
+    return Bmi(value=round(value, 1), when=when, source=source, derived=True)
+
+
+def _combine_oophorectomies(facts: PatientFacts) -> None:
+    """POP-2: left and right oophorectomies at different times make a bilateral one (at the later date)."""
+    sides: dict[str, CodedFinding] = {}
+    for finding in facts.coded:
+        if finding.concept.startswith("oophorectomy:"):
+            side = finding.concept.split(":", 1)[1]
+            if side == "bilateral":
+                sides["left"] = sides["right"] = finding
+            else:
+                sides[side] = finding
+    if "left" in sides and "right" in sides:
+        later = max(
+            (sides["left"], sides["right"]),
+            key=lambda f: f.when or date.min,
+        )
+        facts.coded.append(CodedFinding("bilateral-oophorectomy", later.when, later.source, later.display))
+
+
+def references_by_type(resources: Iterable[JsonObject]) -> dict[str, Any]:
+    """Index of resources by 'Type/id' (used by callers that resolve references)."""
+    return {resource_key(r): r for r in resources if isinstance(r, Mapping)}

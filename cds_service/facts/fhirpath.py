@@ -1,0 +1,100 @@
+"""Defensive readers of FHIR R4 JSON: every accessor tolerates missing or wrongly typed elements."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from typing import Any
+
+JsonObject = Mapping[str, Any]
+
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def as_dict(value: object) -> JsonObject | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def codings(concept: object) -> Iterator[tuple[str, str, str | None]]:
+    """(system, code, display) of each well-formed coding of a CodeableConcept."""
+    cc = as_dict(concept)
+    if cc is None:
+        return
+    for coding in as_list(cc.get("coding")):
+        c = as_dict(coding)
+        if c is None:
+            continue
+        code = as_str(c.get("code"))
+        if code is None:
+            continue
+        yield (as_str(c.get("system")) or "", code.strip(), as_str(c.get("display")))
+
+
+def concept_text(concept: object) -> str:
+    """The text and displays of a CodeableConcept, for keyword matching (never logged)."""
+    cc = as_dict(concept)
+    if cc is None:
+        return ""
+    parts = [as_str(cc.get("text")) or ""]
+    parts.extend(display or "" for _, _, display in codings(cc))
+    return " ".join(p for p in parts if p)
+
+
+def parse_fhir_datetime(raw: object, tz: zoneinfo.ZoneInfo) -> date | None:
+    """A FHIR date/dateTime/instant as a calendar date in the service's time zone.
+
+    Partial dates (YYYY, YYYY-MM) take the first day of their period.
+    """
+    text = as_str(raw)
+    if text is None:
+        return None
+    text = text.strip()
+    if "T" in text:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is not None:
+                return moment.astimezone(tz).date()
+            return moment.date()
+    match = _DATE_RE.match(text)
+    if match is None:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1))
+    except ValueError:
+        return None
+
+
+def reference_of(value: object) -> str | None:
+    ref = as_dict(value)
+    if ref is None:
+        return None
+    return as_str(ref.get("reference"))
+
+
+def refers_to(reference: str | None, resource_type: str, resource_id: str) -> bool:
+    """Whether a reference (relative, absolute, versioned) points to resource_type/resource_id."""
+    if not reference:
+        return False
+    ref = reference.split("/_history/", 1)[0].rstrip("/")
+    target = f"{resource_type}/{resource_id}"
+    return ref == target or ref.endswith("/" + target)
+
+
+def resource_key(resource: JsonObject) -> str:
+    """'Type/id' of a resource, or 'Type/?' when it has no id (still safe to show and log)."""
+    rtype = as_str(resource.get("resourceType")) or "Resource"
+    rid = as_str(resource.get("id")) or "?"
+    return f"{rtype}/{rid}"

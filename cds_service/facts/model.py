@@ -1,0 +1,152 @@
+"""Typed facts that the consensus rules read; no FHIR shapes beyond a source reference string."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
+
+
+class Modality(StrEnum):
+    DXA = "dxa"
+    QCT = "qct"
+    PERIPHERAL = "peripheral"  # pDXA, pQCT, SXA, RA (DX-4)
+    QUS = "qus"  # quantitative ultrasound: not BMD at all (DX-4)
+    TBS = "tbs"  # context only (DX-5)
+
+
+class Measure(StrEnum):
+    T_SCORE = "t-score"
+    Z_SCORE = "z-score"
+    ABMD = "abmd"  # areal BMD, g/cm2
+    VBMD = "vbmd"  # volumetric BMD, mg/cm3
+    INDEX = "index"  # TBS and other unitless indices
+
+
+class Region(StrEnum):
+    LUMBAR_SPINE = "lumbar-spine"  # DXA L1-L4, or QCT lumbar mean
+    FEMORAL_NECK = "femoral-neck"
+    TOTAL_HIP = "total-hip"
+    FOREARM = "forearm"  # 1/3 (33 %) radius
+    UNSPECIFIED = "unspecified"  # DXA-4
+    VERTEBRA = "vertebra"  # one QCT vertebra, level in BmdMeasurement.vertebra
+    HIP = "hip"  # QCT hip (CTXA)
+    CALCANEUS = "calcaneus"
+    OTHER = "other"
+
+
+# Diagnostic DXA regions of DXA-1.
+CENTRAL_DXA_REGIONS = frozenset({Region.LUMBAR_SPINE, Region.FEMORAL_NECK, Region.TOTAL_HIP})
+
+
+@dataclass(frozen=True)
+class BmdMeasurement:
+    modality: Modality
+    measure: Measure
+    region: Region
+    value: float
+    unit: str
+    when: date
+    source: str  # "Observation/123"
+    vertebra: str | None = None  # "L1".."L5", "T12" for QCT per-vertebra values
+    laterality: str | None = None  # "left" | "right"
+    device: str | None = None  # manufacturer/model or device reference (DXA-5)
+    reference_database: str | None = None  # DXA-6, when the record states it
+    region_text: str | None = None  # what the record said, for the evidence table
+
+
+@dataclass(frozen=True)
+class Bmi:
+    value: float
+    when: date
+    source: str
+    derived: bool = False  # from weight and height (no BMI recorded)
+
+
+@dataclass(frozen=True)
+class CodedFinding:
+    """A coded Condition/Procedure the rules care about (menopause, secondary cause, spine problem...)."""
+
+    concept: str  # e.g. "postmenopausal", "bilateral-oophorectomy", "secondary-cause:ckd"
+    when: date | None
+    source: str
+    display: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class DataNote:
+    """An item the facts layer skipped, and why. Never carries patient data beyond the resource reference."""
+
+    source: str
+    reason: str  # a key of the card texts' data-note reasons
+    detail: str | None = None  # a code or unit, never free text from the record
+
+
+@dataclass(frozen=True)
+class ImagingReport:
+    """An imaging DiagnosticReport (or its local equivalent), read later by the fracture rules."""
+
+    source: str
+    when: date | None
+    codes: tuple[tuple[str, str], ...]  # (system, code) of DiagnosticReport.code
+    code_text: str  # code text and displays, for recognising the study
+    category_codes: tuple[str, ...]
+    conclusion: str  # untrusted text
+    conclusion_codes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An active or draft ServiceRequest: the service proposes no duplicate of it."""
+
+    source: str
+    codes: tuple[tuple[str, str], ...]
+    text: str
+
+
+@dataclass
+class PatientFacts:
+    patient_id: str
+    sex: Sex = Sex.UNKNOWN
+    birth_date: date | None = None
+    deceased: bool = False
+    measurements: list[BmdMeasurement] = field(default_factory=list)
+    bmis: list[Bmi] = field(default_factory=list)
+    coded: list[CodedFinding] = field(default_factory=list)
+    reports: list[ImagingReport] = field(default_factory=list)
+    fractures: list[Fracture] = field(default_factory=list)
+    open_orders: list[OpenOrder] = field(default_factory=list)
+    notes: list[DataNote] = field(default_factory=list)
+
+    def has(self, concept: str) -> bool:
+        return any(c.concept == concept for c in self.coded)
+
+    def coded_of(self, concept_prefix: str) -> list[CodedFinding]:
+        return [c for c in self.coded if c.concept.startswith(concept_prefix)]
+
+
+@dataclass(frozen=True)
+class Fracture:
+    """A fracture on record (FX-6): from a coded Condition, an imaging report or a Genant grade."""
+
+    site: str  # "vertebra" | "hip" | "distal-radius" | "proximal-humerus" | "rib" | "pelvis" | "other"
+    when: date | None
+    source: str
+    vertebrae: tuple[str, ...] = ()
+    certain: bool = True  # FX-6 certainty wording
+    trauma: str = "not-stated"  # "high-energy" | "minor" | "none" | "not-stated" (FX-1, FX-5)
+    pathological: bool = False  # FX-8
+    genant_grade: int | None = None  # FX-3
+    ecf: str = "not-stated"  # FX-4: "present" | "absent" | "not-stated"
+    deformity_only: bool = False  # FX-4
+    acuity: str = "unknown"  # FX-7: "new" | "old" | "unknown"
+    quote: str | None = None
+    from_condition: bool = False
+    display: str | None = None

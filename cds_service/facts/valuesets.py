@@ -1,0 +1,245 @@
+"""Every standard code the service recognises, with where it was verified (../shared/reference/codes.md)."""
+
+from __future__ import annotations
+
+from cds_service.facts.model import Measure, Modality, Region
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10_SYSTEMS = frozenset(
+    {
+        "http://hl7.org/fhir/sid/icd-10",
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        "http://hl7.org/fhir/sid/icd-10-cn",
+    }
+)
+ICD10_PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+
+# codes.md A1/A2: LOINC bone-density codes → (modality, measure, region, laterality).
+# 38263-0/38264-8 as femoral neck/total hip is a convention (codes.md caveat 2), not a rule.
+DXA_LOINC: dict[str, tuple[Modality, Measure, Region, str | None]] = {
+    "38267-1": (Modality.DXA, Measure.T_SCORE, Region.LUMBAR_SPINE, None),
+    "104938-6": (Modality.DXA, Measure.T_SCORE, Region.LUMBAR_SPINE, None),  # "DXA Spine [T-score]"
+    "85394-5": (Modality.DXA, Measure.Z_SCORE, Region.LUMBAR_SPINE, None),
+    "24966-4": (Modality.DXA, Measure.ABMD, Region.LUMBAR_SPINE, None),
+    "38263-0": (Modality.DXA, Measure.T_SCORE, Region.FEMORAL_NECK, None),
+    "80934-3": (Modality.DXA, Measure.Z_SCORE, Region.FEMORAL_NECK, None),
+    "24701-5": (Modality.DXA, Measure.ABMD, Region.FEMORAL_NECK, None),
+    "80948-3": (Modality.DXA, Measure.T_SCORE, Region.FEMORAL_NECK, "left"),
+    "80940-0": (Modality.DXA, Measure.Z_SCORE, Region.FEMORAL_NECK, "left"),
+    "80954-1": (Modality.DXA, Measure.ABMD, Region.FEMORAL_NECK, "left"),
+    "80947-5": (Modality.DXA, Measure.T_SCORE, Region.FEMORAL_NECK, "right"),
+    "80939-2": (Modality.DXA, Measure.Z_SCORE, Region.FEMORAL_NECK, "right"),
+    "80953-3": (Modality.DXA, Measure.ABMD, Region.FEMORAL_NECK, "right"),
+    "38264-8": (Modality.DXA, Measure.T_SCORE, Region.TOTAL_HIP, None),
+    "80933-5": (Modality.DXA, Measure.Z_SCORE, Region.TOTAL_HIP, None),
+    "38261-4": (Modality.DXA, Measure.ABMD, Region.TOTAL_HIP, None),
+    "80946-7": (Modality.DXA, Measure.T_SCORE, Region.TOTAL_HIP, "left"),
+    "80938-4": (Modality.DXA, Measure.Z_SCORE, Region.TOTAL_HIP, "left"),
+    "46278-8": (Modality.DXA, Measure.ABMD, Region.TOTAL_HIP, "left"),
+    "80945-9": (Modality.DXA, Measure.T_SCORE, Region.TOTAL_HIP, "right"),
+    "80937-6": (Modality.DXA, Measure.Z_SCORE, Region.TOTAL_HIP, "right"),
+    "46279-6": (Modality.DXA, Measure.ABMD, Region.TOTAL_HIP, "right"),
+    # 38265-5 is forearm, but Synthea sends it as a generic T-score: see FOREARM_T_AMBIGUOUS.
+    "38265-5": (Modality.DXA, Measure.T_SCORE, Region.FOREARM, None),
+    "80932-7": (Modality.DXA, Measure.Z_SCORE, Region.FOREARM, None),
+    "24890-6": (Modality.DXA, Measure.ABMD, Region.FOREARM, None),
+    "80944-2": (Modality.DXA, Measure.T_SCORE, Region.FOREARM, "left"),
+    "80936-8": (Modality.DXA, Measure.Z_SCORE, Region.FOREARM, "left"),
+    "80952-5": (Modality.DXA, Measure.ABMD, Region.FOREARM, "left"),
+    "80943-4": (Modality.DXA, Measure.T_SCORE, Region.FOREARM, "right"),
+    "80935-0": (Modality.DXA, Measure.Z_SCORE, Region.FOREARM, "right"),
+    "80951-7": (Modality.DXA, Measure.ABMD, Region.FOREARM, "right"),
+    "46383-6": (Modality.DXA, Measure.ABMD, Region.UNSPECIFIED, None),
+    # Calcaneus DXA is peripheral (DX-4).
+    "38266-3": (Modality.PERIPHERAL, Measure.T_SCORE, Region.CALCANEUS, None),
+    "38262-2": (Modality.PERIPHERAL, Measure.ABMD, Region.CALCANEUS, None),
+    "80950-9": (Modality.PERIPHERAL, Measure.T_SCORE, Region.CALCANEUS, "left"),
+    "80942-6": (Modality.PERIPHERAL, Measure.Z_SCORE, Region.CALCANEUS, "left"),
+    "80956-6": (Modality.PERIPHERAL, Measure.ABMD, Region.CALCANEUS, "left"),
+    "80949-1": (Modality.PERIPHERAL, Measure.T_SCORE, Region.CALCANEUS, "right"),
+    "80941-8": (Modality.PERIPHERAL, Measure.Z_SCORE, Region.CALCANEUS, "right"),
+    "80955-8": (Modality.PERIPHERAL, Measure.ABMD, Region.CALCANEUS, "right"),
+}
+
+# Caveat 1 of codes.md: 38265-5 counts as forearm only when its body site or display says so.
+FOREARM_T_AMBIGUOUS = "38265-5"
+
+# Local-code concepts (CONTRACT.md "Local codes") → (modality, measure, region).
+CONCEPT_MEASUREMENTS: dict[str, tuple[Modality, Measure, Region]] = {
+    "dxa-t-lumbar-spine": (Modality.DXA, Measure.T_SCORE, Region.LUMBAR_SPINE),
+    "dxa-t-femoral-neck": (Modality.DXA, Measure.T_SCORE, Region.FEMORAL_NECK),
+    "dxa-t-total-hip": (Modality.DXA, Measure.T_SCORE, Region.TOTAL_HIP),
+    "dxa-t-forearm": (Modality.DXA, Measure.T_SCORE, Region.FOREARM),
+    "dxa-t-unspecified": (Modality.DXA, Measure.T_SCORE, Region.UNSPECIFIED),
+    "dxa-z-lumbar-spine": (Modality.DXA, Measure.Z_SCORE, Region.LUMBAR_SPINE),
+    "dxa-z-femoral-neck": (Modality.DXA, Measure.Z_SCORE, Region.FEMORAL_NECK),
+    "dxa-z-total-hip": (Modality.DXA, Measure.Z_SCORE, Region.TOTAL_HIP),
+    "dxa-z-forearm": (Modality.DXA, Measure.Z_SCORE, Region.FOREARM),
+    "dxa-z-unspecified": (Modality.DXA, Measure.Z_SCORE, Region.UNSPECIFIED),
+    "qct-lumbar-vbmd": (Modality.QCT, Measure.VBMD, Region.LUMBAR_SPINE),
+    "qct-hip-t": (Modality.QCT, Measure.T_SCORE, Region.HIP),
+    "tbs": (Modality.TBS, Measure.INDEX, Region.LUMBAR_SPINE),
+}
+
+# codes.md D: vitals.
+BMI_LOINC = "39156-5"
+WEIGHT_LOINC = "29463-7"
+HEIGHT_LOINC = "8302-2"
+
+# codes.md B: body sites (SNOMED CT) → region; vertebrae → level.
+BODY_SITE_REGIONS: dict[str, Region] = {
+    "122496007": Region.LUMBAR_SPINE,
+    "421060004": Region.LUMBAR_SPINE,  # "Spine": DXA spine is the lumbar spine
+    "29627003": Region.FEMORAL_NECK,
+    "71341001": Region.FEMORAL_NECK,  # Femur, as the FHIR core BMD example uses it
+    "29836001": Region.TOTAL_HIP,
+    "24136001": Region.TOTAL_HIP,
+    "62413002": Region.FOREARM,
+    "75129005": Region.FOREARM,
+    "110535000": Region.FOREARM,
+    "14975008": Region.FOREARM,
+    "80144004": Region.CALCANEUS,
+}
+VERTEBRA_SNOMED: dict[str, str] = {
+    "66794005": "L1",
+    "14293000": "L2",
+    "36470004": "L3",
+    "11994002": "L4",
+    "49668003": "L5",
+    "73071006": "T4",
+    "56401006": "T5",
+    "45296009": "T6",
+    "62487009": "T7",
+    "11068009": "T8",
+    "82687006": "T9",
+    "7610001": "T10",
+    "12989004": "T11",
+    "23215003": "T12",
+}
+LATERALITY_SNOMED = {"7771000": "left", "24028007": "right"}
+
+# DICOM modality codes (codes.md B) as Observation.method.
+DICOM_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+DICOM_QUS = "BDUS"
+
+# codes.md C: conditions and procedures by concept. SNOMED codes match exactly; ICD-10 by prefix
+# (caveat 6: WHO ICD-10 and ICD-10-CM, and Chinese 6-character extensions, all match by prefix).
+SNOMED_CONCEPTS: dict[str, str] = {
+    # recorded osteoporosis
+    "64859006": "osteoporosis",
+    "102447009": "osteoporosis",
+    "18040001": "osteoporosis",
+    "703264005": "osteoporosis",
+    "390833005": "osteoporosis",
+    "203433000": "osteoporosis",
+    # menopause (POP-4) and POP-2
+    "76498008": "postmenopausal",
+    "373717006": "postmenopausal",  # premature menopause
+    "22636003": "premenopausal",
+    "29827000": "bilateral-oophorectomy",
+    "76876009": "bilateral-oophorectomy",
+    "86477000": "bilateral-oophorectomy",
+    "29529008": "bilateral-oophorectomy",
+    "441820006": "bilateral-oophorectomy",
+    "609293001": "bilateral-oophorectomy",  # second side after the first (VSAC 1003.1048)
+    "609294007": "bilateral-oophorectomy",
+    "609295008": "bilateral-oophorectomy",
+    "609296009": "bilateral-oophorectomy",
+    # secondary causes (POP-5)
+    "66999008": "secondary-cause:hyperparathyroidism",
+    "36348003": "secondary-cause:hyperparathyroidism",
+    "91478007": "secondary-cause:hyperparathyroidism",
+    "90739004": "secondary-cause:hyperthyroidism",
+    "34486009": "secondary-cause:hyperthyroidism",
+    "47270006": "secondary-cause:cushing",
+    "190502001": "secondary-cause:cushing",
+    "69896004": "secondary-cause:rheumatoid-arthritis",
+    "709044004": "secondary-cause:ckd",
+    "433144002": "secondary-cause:ckd",
+    "431857002": "secondary-cause:ckd",
+    "433146000": "secondary-cause:ckd",
+    "46177005": "secondary-cause:ckd",
+    "431855005": "secondary-cause:ckd",
+    "431856006": "secondary-cause:ckd",
+    "197476001": "secondary-cause:malabsorption",
+    "396331005": "secondary-cause:malabsorption",
+    "109989006": "secondary-cause:myeloma",
+    "56882008": "secondary-cause:anorexia",
+    # REC-QCT: DXA unreliable
+    "238136002": "severe-obesity",
+    "83911000119104": "severe-obesity",
+    "408512008": "severe-obesity",
+    "819948005": "severe-obesity",
+    "248342006": "underweight",
+    "427090001": "underweight",
+    "717933005": "underweight",
+    "298382003": "scoliosis",
+    "8847002": "spine-degeneration",
+    "77547008": "spine-degeneration",
+    # DXA-2: spine or hip cannot be measured
+    "55705006": "spinal-fusion",
+    "52734007": "hip-prosthesis",
+}
+
+# ICD-10 prefixes → concept. The longest matching prefix wins.
+ICD10_PREFIX_CONCEPTS: dict[str, str] = {
+    "M80": "osteoporosis",
+    "M81": "osteoporosis",
+    "Z87.310": "osteoporosis",
+    "Z78.0": "postmenopausal",
+    "N95.1": "postmenopausal",
+    "E28.31": "postmenopausal",
+    "E89.4": "postmenopausal",  # postprocedural ovarian failure
+    "Z90.722": "bilateral-oophorectomy",
+    "E21": "secondary-cause:hyperparathyroidism",
+    "E05": "secondary-cause:hyperthyroidism",
+    "E24": "secondary-cause:cushing",
+    "E29.1": "secondary-cause:hypogonadism",
+    "E23.0": "secondary-cause:hypogonadism",
+    "M05": "secondary-cause:rheumatoid-arthritis",
+    "M06": "secondary-cause:rheumatoid-arthritis",
+    "N18": "secondary-cause:ckd",
+    "K90.0": "secondary-cause:malabsorption",
+    "K90.9": "secondary-cause:malabsorption",
+    "C90.0": "secondary-cause:myeloma",
+    "F50.0": "secondary-cause:anorexia",
+    "Z79.52": "secondary-cause:glucocorticoids",
+    "E66.01": "severe-obesity",
+    "E66.2": "severe-obesity",
+    "E66.812": "severe-obesity",
+    "E66.813": "severe-obesity",
+    "Z68.41": "severe-obesity",
+    "Z68.42": "severe-obesity",
+    "Z68.43": "severe-obesity",
+    "Z68.44": "severe-obesity",
+    "Z68.45": "severe-obesity",
+    "R63.6": "underweight",
+    "M41": "scoliosis",
+    "M47": "spine-degeneration",
+    "M51.3": "spine-degeneration",
+    "Z98.1": "spinal-fusion",
+    "M43.2": "spinal-fusion",
+    "Z96.641": "hip-prosthesis:right",
+    "Z96.642": "hip-prosthesis:left",
+    "Z96.643": "hip-prosthesis:bilateral",
+    "Z96.649": "hip-prosthesis",
+}
+
+ICD10_PCS_CONCEPTS: dict[str, str] = {
+    "0UT20ZZ": "bilateral-oophorectomy",
+    "0UT24ZZ": "bilateral-oophorectomy",
+    "0UT27ZZ": "bilateral-oophorectomy",
+    "0UT28ZZ": "bilateral-oophorectomy",
+    "0UT2FZZ": "bilateral-oophorectomy",
+}
+
+
+def icd10_concept(code: str) -> str | None:
+    """The concept of an ICD-10 code by its longest known prefix (WHO, CM and Chinese extensions)."""
+    normalised = code.strip().upper()
+    best: tuple[int, str] | None = None
+    for prefix, concept in ICD10_PREFIX_CONCEPTS.items():
+        if normalised.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), concept)
+    return best[1] if best else None

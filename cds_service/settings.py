@@ -1,0 +1,204 @@
+"""One typed settings object, read once from the environment (CONTRACT.md "Settings")."""
+
+from __future__ import annotations
+
+import json
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from cds_service.facts.codemap import CodeMap, load_code_map
+
+LANGUAGES = ("en", "zh-CN")
+
+TOPIC_CODES = (
+    "severe-osteoporosis",
+    "osteoporosis-bmd",
+    "osteoporosis-fracture",
+    "low-bone-mass",
+    "normal-bmd",
+    "below-expected-range-for-age",
+    "within-expected-range-for-age",
+    "z-score-required",
+    "secondary-cause-workup",
+    "qct-recommended",
+    "spine-radiograph-recommended",
+    "bmd-measurement-recommended",
+    "forearm-dxa-recommended",
+    "fracture-imaging-recommended",
+    "peripheral-screening-only",
+    "vertebral-fracture-ecf-check",
+    "cross-device-comparison",
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; raised at start, never per request."""
+
+
+@dataclass(frozen=True)
+class ClinicalSettings:
+    """CONSENSUS-RULES.md §7: implementation choices, each named on the cards that use it."""
+
+    menopause_age: int = 50  # POP-4
+    older_male_age: int = 50  # POP-1 reading of 老年男性
+    low_bmi: float = 18.5  # REC-QCT, Chinese adult underweight cut-off
+    severe_obesity_bmi: float = 35.0  # REC-QCT, WHO class II
+    spine_radiograph_age: int = 60  # REC-SPINE-XR (consensus)
+    spine_imaging_lookback_months: int = 36  # REC-SPINE-XR
+    bmd_lookback_months: int | None = None  # None: most recent at any date
+
+
+@dataclass(frozen=True)
+class Settings:
+    auth: str = "jwt"
+    trusted_issuers: Mapping[str, str] = field(default_factory=dict)
+    public_url: str | None = None
+    fhir_servers: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ("*",)
+    language: str = "en"
+    code_map_path: str | None = None
+    code_map: CodeMap = field(default_factory=CodeMap)
+    disabled_cards: frozenset[str] = frozenset()
+    today: date | None = None
+    tz: str = "Asia/Shanghai"
+    database_url: str = "sqlite:///osteo-cds.db"
+    redis_url: str | None = None
+    max_body_bytes: int = 5 * 1024 * 1024
+    fhir_timeout_seconds: float = 1.5
+    fhir_budget_seconds: float = 2.0
+    fhir_max_pages: int = 10
+    jwks_cache_seconds: int = 3600
+    jwks_min_refresh_seconds: int = 60
+    preview_enabled: bool = False
+    clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
+
+    def today_date(self) -> date:
+        """The date taken as today, in the configured time zone."""
+        if self.today is not None:
+            return self.today
+        return datetime.now(zoneinfo.ZoneInfo(self.tz)).date()
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = env.get
+        auth = get("OSTEO_CDS_AUTH", "jwt").strip().lower()
+        if auth not in ("jwt", "none"):
+            raise SettingsError("OSTEO_CDS_AUTH must be 'jwt' or 'none'")
+        language = get("OSTEO_CDS_LANGUAGE", "en").strip()
+        if language not in LANGUAGES:
+            raise SettingsError(f"OSTEO_CDS_LANGUAGE must be one of {', '.join(LANGUAGES)}")
+        tz = get("OSTEO_CDS_TZ", "Asia/Shanghai").strip()
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"OSTEO_CDS_TZ: unknown time zone {tz!r}") from exc
+        today = None
+        if get("OSTEO_CDS_TODAY"):
+            try:
+                today = date.fromisoformat(get("OSTEO_CDS_TODAY", "").strip())
+            except ValueError as exc:
+                raise SettingsError("OSTEO_CDS_TODAY must be YYYY-MM-DD") from exc
+        disabled = frozenset(_csv(get("OSTEO_CDS_DISABLED_CARDS", "")))
+        unknown = disabled - set(TOPIC_CODES)
+        if unknown:
+            raise SettingsError(f"OSTEO_CDS_DISABLED_CARDS: unknown topic code(s) {', '.join(sorted(unknown))}")
+        code_map_path = get("OSTEO_CDS_CODE_MAP") or None
+        code_map = load_code_map(Path(code_map_path)) if code_map_path else CodeMap()
+        issuers_raw = get("OSTEO_CDS_TRUSTED_ISSUERS", "{}") or "{}"
+        try:
+            issuers = json.loads(issuers_raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError("OSTEO_CDS_TRUSTED_ISSUERS must be a JSON object issuer -> JWKS URL") from exc
+        if not isinstance(issuers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in issuers.items()
+        ):
+            raise SettingsError("OSTEO_CDS_TRUSTED_ISSUERS must be a JSON object issuer -> JWKS URL")
+        clinical = ClinicalSettings(
+            menopause_age=_int(get, "OSTEO_CDS_MENOPAUSE_AGE", 50, 30, 70),
+            older_male_age=_int(get, "OSTEO_CDS_OLDER_MALE_AGE", 50, 30, 90),
+            low_bmi=_float(get, "OSTEO_CDS_LOW_BMI", 18.5, 10, 30),
+            severe_obesity_bmi=_float(get, "OSTEO_CDS_SEVERE_OBESITY_BMI", 35.0, 25, 80),
+            spine_radiograph_age=_int(get, "OSTEO_CDS_SPINE_XR_AGE", 60, 18, 120),
+            spine_imaging_lookback_months=_int(get, "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", 36, 1, 600),
+            bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
+        )
+        return cls(
+            auth=auth,
+            trusted_issuers=dict(issuers),
+            public_url=(get("OSTEO_CDS_PUBLIC_URL") or None),
+            fhir_servers=tuple(_csv(get("OSTEO_CDS_FHIR_SERVERS", ""))),
+            cors_origins=tuple(_csv(get("OSTEO_CDS_CORS_ORIGINS", "*"))) or ("*",),
+            language=language,
+            code_map_path=code_map_path,
+            code_map=code_map,
+            disabled_cards=disabled,
+            today=today,
+            tz=tz,
+            database_url=get("OSTEO_CDS_DATABASE_URL") or "sqlite:///osteo-cds.db",
+            redis_url=get("OSTEO_CDS_REDIS_URL") or None,
+            max_body_bytes=_int(get, "OSTEO_CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024, 1 << 30),
+            fhir_timeout_seconds=_float(get, "OSTEO_CDS_FHIR_TIMEOUT", 1.5, 0.05, 60),
+            fhir_budget_seconds=_float(get, "OSTEO_CDS_FHIR_BUDGET", 2.0, 0.1, 120),
+            fhir_max_pages=_int(get, "OSTEO_CDS_FHIR_MAX_PAGES", 10, 1, 1000),
+            jwks_cache_seconds=_int(get, "OSTEO_CDS_JWKS_CACHE_SECONDS", 3600, 1, 86400 * 7),
+            jwks_min_refresh_seconds=_int(get, "OSTEO_CDS_JWKS_MIN_REFRESH_SECONDS", 60, 1, 86400),
+            preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
+            clinical=clinical,
+        )
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _int(get: Any, name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _optional_int(get: Any, name: str, low: int, high: int) -> int | None:
+    raw = get(name)
+    if raw is None or raw.strip() in ("", "none"):
+        return None
+    return _int(get, name, 0, low, high)
+
+
+def _float(get: Any, name: str, default: float, low: float, high: float) -> float:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number") from exc
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _bool(get: Any, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false")
