@@ -84,6 +84,8 @@ def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
     value = finding.params.get("value")
     if isinstance(value, float):
         fill["value"] = _number(value, measure)
+    site = str(finding.params.get("fracture_site", ""))
+    fill["fracture_site_name"] = texts["regions"].get(site, site or texts["meta"]["unknown"])
     causes = str(finding.params.get("causes", ""))
     fill["causes_names"] = ", ".join(texts["causes"].get(c, c) for c in causes.split(", ") if c)
     if "reference_database" in finding.params:
@@ -148,9 +150,17 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
         kind = texts["measures"].get(e.kind, e.kind)
         if e.kind == "secondary-cause":
             site = texts["causes"].get(e.region or "", e.region or "")
+        elif e.kind == "fracture":
+            name, _, levels = (e.region or "").partition(" ")
+            site = texts["regions"].get(name, name) + (f" {levels}" if levels else "")
         else:
             site = texts["regions"].get(e.region or "", e.region or "")
-        value = _number(e.value, e.kind) if e.value is not None else ""
+        if e.value is None:
+            value = ""
+        elif e.unit == "Genant":
+            value = f"Genant {int(e.value)}"
+        else:
+            value = _number(e.value, e.kind)
         when = e.when.isoformat() if e.when else meta["unknown"]
         counted = meta["counted_yes"] if e.used else meta["counted_no"]
         cells = [kind, escape_markdown(site, 60), value, when, escape_markdown(e.source, 100), counted]

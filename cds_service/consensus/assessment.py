@@ -20,8 +20,18 @@ from cds_service.consensus.bmd import (
     lumbar_qct_value,
     qct_exams,
     qct_low_in_young,
+    unusable_sites,
 )
 from cds_service.consensus.findings import Evidence, Finding, SettingUse
+from cds_service.consensus.fractures import (
+    FractureJudgement,
+    Verdict,
+    fracture_notes,
+    fracture_row,
+    fractured_vertebrae,
+    judge_all,
+)
+from cds_service.consensus.recommendations import months_before, recommendations
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
 from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
 from cds_service.settings import ClinicalSettings
@@ -53,48 +63,28 @@ class _Bmd:
 
 def assess(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[Finding]:
     """All findings for the patient; the cards layer renders them (CONTRACT.md "Cards")."""
-    since = _months_before(today, clinical.bmd_lookback_months) if clinical.bmd_lookback_months else None
-    bmd = _assess_bmd(facts, clinical, since, frozenset())
+    since = months_before(today, clinical.bmd_lookback_months) if clinical.bmd_lookback_months else None
+    judgements = judge_all(facts, clinical, today)
+    fragility = [j for j in judgements if j.verdict is Verdict.FRAGILITY]
+    young = [j for j in judgements if j.verdict is Verdict.YOUNG]
+    bmd = _assess_bmd(facts, clinical, since, fractured_vertebrae(judgements))
     findings: list[Finding] = []
-    diagnosis = _diagnosis(bmd, facts, clinical)
+    diagnosis = _diagnosis(bmd, facts, clinical, fragility)
     if diagnosis is not None:
         findings.append(diagnosis)
     if bmd.z_required and bmd.population is not None:
         findings.append(_z_score_required(bmd, clinical))
-    workup = _secondary_cause_workup(bmd, facts)
+    workup = _secondary_cause_workup(bmd, facts, fragility, young)
     if workup is not None:
         findings.append(workup)
     peripheral = _peripheral_only(facts)
     if peripheral is not None:
         findings.append(peripheral)
+    findings.extend(recommendations(facts, clinical, today, judgements, diagnosis))
     return findings
 
 
 # --- BMD --------------------------------------------------------------------------------------
-
-
-def unusable_sites(facts: PatientFacts, day: date) -> UnusableSites:
-    """DXA-2: spine or hip that cannot be measured validly (fusion/instrumentation, prosthesis)."""
-    spine = False
-    hips: set[str] = set()
-    reasons: list[str] = []
-    for finding in facts.coded:
-        if finding.when is not None and finding.when > day:
-            continue
-        if finding.concept == "spinal-fusion":
-            spine = True
-            reasons.append("spinal-fusion")
-        elif finding.concept.startswith("hip-prosthesis"):
-            side = finding.concept.partition(":")[2]
-            if side == "bilateral":
-                hips.add("both")
-            elif side in ("left", "right"):
-                hips.add(side)
-            if side:
-                reasons.append("hip-prosthesis")
-    if {"left", "right"} <= hips:
-        hips.add("both")
-    return UnusableSites(spine=spine, hip_sides=frozenset(hips), reasons=tuple(dict.fromkeys(reasons)))
 
 
 def _assess_bmd(
@@ -129,9 +119,8 @@ def _assess_bmd(
 def _has_diagnostic_scores(exam: DxaExam, facts: PatientFacts) -> bool:
     """An exam with a T- or Z-score at a DXA-1 region (or DXA-4 unknown region, or DXA-2 forearm)."""
     unusable = unusable_sites(facts, exam.when)
-    return any(
-        exam.scores(measure, unusable.any, unusable) for measure in (Measure.T_SCORE, Measure.Z_SCORE)
-    )
+    limited = unusable.site_limited(exam.measurements)
+    return any(exam.scores(measure, limited, unusable) for measure in (Measure.T_SCORE, Measure.Z_SCORE))
 
 
 def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: ClinicalSettings) -> None:
@@ -155,15 +144,16 @@ def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: C
 
 def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, facts: PatientFacts) -> None:
     site_problem = unusable_sites(facts, exam.when)
-    forearm_counts = site_problem.any  # DXA-2
+    forearm_counts = site_problem.site_limited(exam.measurements)  # DXA-2
     measure = Measure.T_SCORE if population.population is Population.T_SCORE else Measure.Z_SCORE
     scores = exam.scores(measure, forearm_counts, site_problem)
     for m in exam.measurements:
         counted = m in scores
         result.evidence.append(_row(m, used=counted))
-    if forearm_counts:
+    if site_problem.any:
         result.rules.append("DXA-2")
         result.notes.extend(f"site-unusable-{reason}" for reason in site_problem.reasons)
+    if forearm_counts:
         if any(m.region is Region.FOREARM for m in scores):
             result.notes.append("forearm-counts")
     if not scores:
@@ -320,7 +310,11 @@ def _common_params(bmd: _Bmd) -> dict[str, str | float]:
     return params
 
 
-def _diagnosis(bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings) -> Finding | None:
+def _diagnosis(
+    bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings, fragility: Sequence[FractureJudgement]
+) -> Finding | None:
+    if fragility:
+        return _fracture_diagnosis(bmd, facts, clinical, fragility)
     if bmd.population is None:
         return None
     params = _common_params(bmd)
@@ -355,6 +349,60 @@ def _diagnosis(bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings) -> Fi
     return None
 
 
+def _fracture_diagnosis(
+    bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings, fragility: Sequence[FractureJudgement]
+) -> Finding:
+    """FX-2: a fragility fracture diagnoses osteoporosis whatever the BMD; DX-2 with BMD osteoporosis: severe."""
+    bmd_osteoporosis = (
+        bmd.population is not None
+        and bmd.population.population is Population.T_SCORE
+        and bmd.category is Category.OSTEOPOROSIS
+    )
+    topic = "severe-osteoporosis" if bmd_osteoporosis else "osteoporosis-fracture"
+    rules = ["FX-1", "FX-2"]
+    if any(j.mechanism_assumed for j in fragility):
+        rules.append("FX-1a")
+    if any(j.fracture.from_condition or j.fracture.quote for j in fragility):
+        rules.append("FX-6")
+    if any(j.fracture.genant_grade is not None for j in fragility):
+        rules.extend(["FX-3", "FX-4"])
+    if any(j.fracture.acuity != "unknown" for j in fragility):
+        rules.append("FX-7")
+    rules.extend(["DX-2"] if bmd_osteoporosis else ["DX-3"])
+    if bmd.population is not None and bmd.population.population is Population.T_SCORE:
+        rules = [*bmd.rules, *rules]
+    rules.append("DX-9")
+    ordered = sorted(fragility, key=lambda j: j.fracture.when or date.min, reverse=True)
+    evidence = [fracture_row(j.fracture) for j in ordered]
+    if bmd.population is not None and bmd.population.population is Population.T_SCORE:
+        evidence.extend(bmd.evidence)
+    notes = fracture_notes(ordered)
+    population = ordered[0].population
+    settings: list[SettingUse] = list(_settings_used(bmd, clinical))
+    if population is not None and population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
+        notes.append("assumed-postmenopausal-at-fracture")
+        if not any(s.name == "OSTEO_CDS_MENOPAUSE_AGE" for s in settings):
+            settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+    if bmd_osteoporosis:
+        notes.extend(n for n in bmd.notes if n not in notes)
+    notes.append("densitometric-diagnosis")
+    params = _common_params(bmd) if bmd_osteoporosis else {}
+    latest = ordered[0].fracture
+    params["fracture_site"] = latest.site
+    params["fracture_date"] = latest.when.isoformat() if latest.when else "?"
+    if population is not None and population.age is not None:
+        params["age_at_fracture"] = population.age
+    return Finding(
+        topic=topic,
+        rules=_unique(rules),
+        evidence=tuple(evidence),
+        notes=tuple(dict.fromkeys(notes)),
+        settings=tuple(settings),
+        params=params,
+        suggest_condition=not facts.has("osteoporosis"),
+    )
+
+
 def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
     params = _common_params(bmd)
     if bmd.when is not None:
@@ -369,8 +417,13 @@ def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
     )
 
 
-def _secondary_cause_workup(bmd: _Bmd, facts: PatientFacts) -> Finding | None:
-    """POP-5, DX-6, QCT-6: evaluate secondary osteoporosis."""
+def _secondary_cause_workup(
+    bmd: _Bmd,
+    facts: PatientFacts,
+    fragility: Sequence[FractureJudgement],
+    young: Sequence[FractureJudgement],
+) -> Finding | None:
+    """POP-5, DX-6, QCT-6, FX-1: evaluate secondary osteoporosis."""
     causes = [c for c in facts.coded_of("secondary-cause:") if c.active]
     rules: list[str] = []
     low_adult = (
@@ -379,26 +432,30 @@ def _secondary_cause_workup(bmd: _Bmd, facts: PatientFacts) -> Finding | None:
         and bmd.category in (Category.LOW_BONE_MASS, Category.OSTEOPOROSIS)
     )
     young_low = bool(bmd.z_below) or bmd.young_qct_low
-    if causes and (low_adult or young_low):
+    if causes and (low_adult or young_low or fragility or young):
         rules.append("POP-5")
-    if young_low:
+        if fragility:
+            rules.append("FX-1")  # criterion 3: secondary osteoporosis excluded
+    if young_low or young:
         rules.append("DX-6")
         if bmd.young_qct_low:
             rules.append("QCT-6")
+        if young:
+            rules.append("POP-3")
     if not rules:
         return None
     evidence = [
         Evidence(kind="secondary-cause", source=c.source, when=c.when, region=c.concept.partition(":")[2])
         for c in causes
     ]
-    decisive = [e for e in bmd.evidence if e.used]
+    decisive = [e for e in bmd.evidence if e.used] + [fracture_row(j.fracture) for j in young]
     params = _common_params(bmd)
     params["causes"] = ", ".join(dict.fromkeys(c.concept.partition(":")[2] for c in causes))
     return Finding(
         topic="secondary-cause-workup",
         rules=_unique(rules),
         evidence=tuple(evidence + decisive),
-        notes=("secondary-causes-listed",) if causes else ("young-low-bmd",),
+        notes=(("secondary-causes-listed",) if causes else ()) + (("young-low-bmd",) if young_low or young else ()),
         params=params,
     )
 
@@ -426,6 +483,3 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _months_before(day: date, months: int) -> date:
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return date(year, month + 1, min(day.day, 28))

@@ -11,6 +11,7 @@ from statistics import mean
 from cds_service.facts.model import (
     CENTRAL_DXA_REGIONS,
     BmdMeasurement,
+    PatientFacts,
     Measure,
     Modality,
     Region,
@@ -75,12 +76,44 @@ class UnusableSites:
     def any(self) -> bool:
         return self.spine or bool(self.hip_sides)
 
+    def site_limited(self, measurements: Iterable[BmdMeasurement] = ()) -> bool:
+        """DXA-2: one of the two sites is limited: the spine, or the hip (both sides replaced, or
+        every hip value of the exam on a replaced side: "bilateral, or on the measured side")."""
+        if self.spine or "both" in self.hip_sides:
+            return True
+        hips = [m for m in measurements if m.region in (Region.FEMORAL_NECK, Region.TOTAL_HIP)]
+        return bool(hips) and all(self.excludes(m) for m in hips)
+
     def excludes(self, m: BmdMeasurement) -> bool:
         if m.region is Region.LUMBAR_SPINE and self.spine:
             return True
         if m.region in (Region.FEMORAL_NECK, Region.TOTAL_HIP) and self.hip_sides:
             return "both" in self.hip_sides or (m.laterality is not None and m.laterality in self.hip_sides)
         return False
+
+
+def unusable_sites(facts: PatientFacts, day: date) -> UnusableSites:
+    """DXA-2: spine or hip that cannot be measured validly (fusion/instrumentation, prosthesis)."""
+    spine = False
+    hips: set[str] = set()
+    reasons: list[str] = []
+    for finding in facts.coded:
+        if finding.when is not None and finding.when > day:
+            continue
+        if finding.concept == "spinal-fusion":
+            spine = True
+            reasons.append("spinal-fusion")
+        elif finding.concept.startswith("hip-prosthesis"):
+            side = finding.concept.partition(":")[2]
+            if side == "bilateral":
+                hips.add("both")
+            elif side in ("left", "right"):
+                hips.add(side)
+            if side:
+                reasons.append("hip-prosthesis")
+    if {"left", "right"} <= hips:
+        hips.add("both")
+    return UnusableSites(spine=spine, hip_sides=frozenset(hips), reasons=tuple(dict.fromkeys(reasons)))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -22,11 +23,13 @@ from cds_service.facts.fhirpath import (
     refers_to,
     resource_key,
 )
+from cds_service.facts.imaging import fracture_from_condition_codes, genant_fracture, read_imaging_reports
 from cds_service.facts.model import (
     Bmi,
     BmdMeasurement,
     CodedFinding,
     DataNote,
+    Fracture,
     ImagingReport,
     Measure,
     Modality,
@@ -139,6 +142,7 @@ def extract_facts(
         if derived is not None:
             facts.bmis.append(derived)
     _combine_oophorectomies(facts)
+    read_imaging_reports(facts, code_map)
     return facts
 
 
@@ -209,7 +213,8 @@ class _Reader:
             self.note(source, "no-date")
             return
         if genant:
-            return  # Genant grades are read with the fracture evidence.
+            self._genant(resource, when, source)
+            return
         if vital is not None:
             self._vital(resource, vital, when, source)
             return
@@ -221,6 +226,19 @@ class _Reader:
         for kind, comp in recognised_components:
             assert kind is not None
             self._measurement(kind, comp, comp.get("valueQuantity"), resource, when, source, device)
+
+    def _genant(self, resource: JsonObject, when: date, source: str) -> None:
+        """FX-3: a Genant grade observation (local code), vertebra in bodySite."""
+        raw = resource.get("valueInteger")
+        if raw is None:
+            quantity = as_dict(resource.get("valueQuantity"))
+            raw = quantity.get("value") if quantity else None
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != int(raw) or not 0 <= raw <= 3:
+            self.note(source, "implausible" if isinstance(raw, int | float) else "no-value", "Genant")
+            return
+        fracture = genant_fracture(int(raw), _vertebra(resource.get("bodySite")), when, source)
+        if fracture is not None:
+            self.facts.fractures.append(fracture)
 
     def _concept(self, code: object) -> str | None:
         for system, value, _ in codings(code):
@@ -260,10 +278,14 @@ class _Reader:
             return
         unit = (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").strip()
         unit_key = unit.lower()
+        number = _finite(value)
+        if number is None:
+            self.note(source, "implausible", _unit_label(kind.measure))
+            return
         measure = kind.measure
         if kind.modality is Modality.PERIPHERAL and kind.loinc is None:
             measure = Measure.T_SCORE if unit_key in _SCORE_UNITS and unit_key else _bmd_measure(unit_key)
-        converted = _convert(measure, unit_key, float(value))
+        converted = _convert(measure, unit_key, number)
         if converted is None:
             reason = "hounsfield-units" if unit_key in _HOUNSFIELD_UNITS else "unknown-unit"
             self.note(source, reason, unit or "none")
@@ -372,7 +394,11 @@ class _Reader:
         if quantity is None or isinstance(value, bool) or not isinstance(value, int | float):
             return  # vitals without a value do not bear on bone health: no note
         unit = (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").strip().lower()
-        number = float(value)
+        finite = _finite(value)
+        if finite is None:
+            self.note(source, "implausible")
+            return
+        number = finite
         if loinc == "bmi":
             if unit not in ("kg/m2", "kg/m^2", "kg/m²", ""):
                 self.note(source, "unknown-unit", unit)
@@ -394,7 +420,8 @@ class _Reader:
     def condition(self, resource: JsonObject) -> None:
         source = resource_key(resource)
         concepts = self._coded_concepts(resource.get("code"), procedure=False)
-        if not concepts:
+        fracture = fracture_from_condition_codes(resource.get("code"))
+        if not concepts and fracture is None:
             return
         clinical = resource.get("clinicalStatus")
         verification = resource.get("verificationStatus")
@@ -416,6 +443,19 @@ class _Reader:
         display = concept_text(resource.get("code")) or None
         for concept in concepts:
             self.facts.coded.append(CodedFinding(concept, when, source, display, active))
+        if fracture is not None:
+            # FX-6: a resolved/inactive fracture Condition is still a fracture history.
+            site, osteoporotic, _ = fracture
+            self.facts.fractures.append(
+                Fracture(
+                    site=site,
+                    when=when,
+                    source=source,
+                    trauma="none" if osteoporotic else "not-stated",
+                    from_condition=True,
+                    display=display,
+                )
+            )
 
     def procedure(self, resource: JsonObject) -> None:
         source = resource_key(resource)
@@ -437,6 +477,10 @@ class _Reader:
         for concept in concepts:
             if concept == "hip-prosthesis" and laterality:
                 concept = f"hip-prosthesis:{laterality}"
+            elif concept.startswith("oophorectomy:") and laterality:
+                concept = f"oophorectomy:{laterality}"
+            if concept == "oophorectomy:bilateral":
+                concept = "bilateral-oophorectomy"
             self.facts.coded.append(CodedFinding(concept, when, source, display))
 
     def _coded_concepts(self, code: object, *, procedure: bool) -> list[str]:
@@ -445,10 +489,10 @@ class _Reader:
             concept: str | None = None
             if system == SNOMED:
                 concept = SNOMED_CONCEPTS.get(value)
+            elif system == ICD10_PCS:  # before the ICD-10 test: its URL contains "ICD10" too
+                concept = ICD10_PCS_CONCEPTS.get(value.upper())
             elif system in ICD10_SYSTEMS or "icd-10" in system.lower() or "icd10" in system.lower():
                 concept = icd10_concept(value)
-            elif system == ICD10_PCS:
-                concept = ICD10_PCS_CONCEPTS.get(value.upper())
             if concept is not None and concept not in found:
                 found.append(concept)
         if found:
@@ -458,7 +502,7 @@ class _Reader:
             if any(w in text for w in _BILATERAL_WORDS):
                 return ["bilateral-oophorectomy"]
             side = _side_from_text(text)
-            return [f"oophorectomy:{side}"] if side else []
+            return [f"oophorectomy:{side or 'unknown'}"]
         if not procedure and any(w in text for w in _OSTEOPOROSIS_WORDS):
             if not any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
                 return ["osteoporosis"]
@@ -502,6 +546,15 @@ class _Reader:
                 text=concept_text(resource.get("code")),
             )
         )
+
+
+def _finite(value: int | float) -> float | None:
+    """A JSON number as a finite float (a huge integer or NaN is not a measurement)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _vital_code(code: object) -> str | None:
@@ -577,16 +630,25 @@ def _vertebra(body_site: object) -> str | None:
 
 
 def _laterality(body_site: object) -> str | None:
-    for system, code, _ in codings(body_site):
-        if system == SNOMED and code in LATERALITY_SNOMED:
-            return LATERALITY_SNOMED[code]
-    site = as_dict(body_site)
-    if site is not None:
-        for ext in as_list(site.get("extension")):
-            for system, code, _ in codings(as_dict(ext).get("valueCodeableConcept") if as_dict(ext) else None):
-                if system == SNOMED and code in LATERALITY_SNOMED:
-                    return LATERALITY_SNOMED[code]
-    return _side_from_text(concept_text(body_site).lower())
+    """Left/right from a bodySite (Observation: one CodeableConcept; Procedure: a list of them)."""
+    sites = body_site if isinstance(body_site, list) else [body_site]
+    sides: set[str] = set()
+    for site_raw in sites:
+        for system, code, _ in codings(site_raw):
+            if system == SNOMED and code in LATERALITY_SNOMED:
+                sides.add(LATERALITY_SNOMED[code])
+        site = as_dict(site_raw)
+        if site is not None:
+            for ext in map(as_dict, as_list(site.get("extension"))):
+                for system, code, _ in codings(ext.get("valueCodeableConcept") if ext else None):
+                    if system == SNOMED and code in LATERALITY_SNOMED:
+                        sides.add(LATERALITY_SNOMED[code])
+        text_side = _side_from_text(concept_text(site_raw).lower())
+        if text_side:
+            sides.update(("left", "right") if text_side == "bilateral" else (text_side,))
+    if {"left", "right"} <= sides:
+        return "bilateral"
+    return next(iter(sides), None)
 
 
 def _side_from_text(text: str) -> str | None:

@@ -122,6 +122,8 @@ class PatientFacts:
     coded: list[CodedFinding] = field(default_factory=list)
     reports: list[ImagingReport] = field(default_factory=list)
     fractures: list[Fracture] = field(default_factory=list)
+    spine_imaging: list[SpineImaging] = field(default_factory=list)
+    report_findings: list[ReportFinding] = field(default_factory=list)
     open_orders: list[OpenOrder] = field(default_factory=list)
     notes: list[DataNote] = field(default_factory=list)
 
@@ -150,3 +152,24 @@ class Fracture:
     quote: str | None = None
     from_condition: bool = False
     display: str | None = None
+
+
+@dataclass(frozen=True)
+class SpineImaging:
+    """Imaging that covers part of the spine (REC-SPINE-XR): which parts, when, from which study."""
+
+    when: date | None
+    parts: frozenset[str]  # {"thoracic", "lumbar"}
+    source: str
+
+
+@dataclass(frozen=True)
+class ReportFinding:
+    """A non-fracture finding stated in an imaging report (bone loss, scoliosis, degeneration, ...)."""
+
+    kind: str  # "bone-loss" | "scoliosis" | "spine-degeneration" | "aortic-calcification" | "linear-uptake-band"
+    when: date | None
+    source: str
+    quote: str
+    radiograph: bool
+    spine: bool

@@ -243,3 +243,96 @@ def icd10_concept(code: str) -> str | None:
         if normalised.startswith(prefix) and (best is None or len(prefix) > best[0]):
             best = (len(prefix), concept)
     return best[1] if best else None
+
+# codes.md C: fracture Conditions → (site, explicitly osteoporotic). FX-6: coded fracture Conditions
+# are trusted as imaging-proven (a choice).
+FRACTURE_SNOMED: dict[str, tuple[str, bool]] = {
+    "443165006": ("unspecified", True),  # Osteoporotic fracture of bone (Synthea: pathological fracture due to OP)
+    "11311601000119109": ("vertebra", True),
+    "203450003": ("vertebra", True),
+    "203451004": ("vertebra", True),
+    "240198002": ("vertebra", True),
+    "311890007": ("vertebra", True),
+    "311891006": ("vertebra", True),
+    "203453001": ("unspecified", True),  # postmenopausal osteoporosis with pathological fracture
+    "431031001": ("hip", True),
+    "704334005": ("hip", True),
+    "704336007": ("distal-radius", True),
+    "704335006": ("proximal-humerus", True),
+    "42942008": ("vertebra", False),  # compression fracture of vertebral column, any cause
+    "15724005": ("vertebra", False),
+    "5913000": ("hip", False),
+    "359817006": ("hip", False),
+    "700097003": ("hip", False),
+    "263199001": ("distal-radius", False),
+    # Synthea's wrist and forearm fractures: the wrist is a usual site (FX-1, "腕部"); a forearm fracture
+    # is read as a wrist/distal-forearm fracture (a choice, noted on the card).
+    "263102004": ("distal-radius", False),
+    "65966004": ("distal-radius", False),
+    "58150001": ("other", False),  # clavicle
+    "33737001": ("rib", False),
+    "16114001": ("other", False),  # ankle
+}
+
+# ICD-10 fracture prefixes (codes.md caveat 6) → (site, explicitly osteoporotic); longest prefix wins.
+FRACTURE_ICD10_PREFIXES: dict[str, tuple[str, bool]] = {
+    "M80": ("unspecified", True),
+    "M80.08": ("vertebra", True),
+    "M80.05": ("hip", True),
+    "M80.03": ("distal-radius", True),
+    "M80.02": ("proximal-humerus", True),
+    "Z87.310": ("unspecified", True),
+    "M48.5": ("vertebra", False),
+    "S22.0": ("vertebra", False),
+    "S32.0": ("vertebra", False),
+    "S72.0": ("hip", False),
+    "S72.1": ("hip", False),
+    "S52.5": ("distal-radius", False),
+    "S42.2": ("proximal-humerus", False),
+}
+
+
+def icd10_fracture(code: str) -> tuple[str, bool] | None:
+    normalised = code.strip().upper()
+    best: tuple[int, tuple[str, bool]] | None = None
+    for prefix, value in FRACTURE_ICD10_PREFIXES.items():
+        if normalised.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), value)
+    return best[1] if best else None
+
+
+# codes.md D: spine imaging studies (REC-SPINE-XR coverage) → the parts of the spine they show.
+SPINE_IMAGING_LOINC: dict[str, frozenset[str]] = {
+    "30753-8": frozenset({"thoracic"}),
+    "24983-9": frozenset({"thoracic"}),
+    "30752-0": frozenset({"thoracic"}),
+    "30756-1": frozenset({"thoracic"}),
+    "24978-9": frozenset({"thoracic"}),
+    "30597-9": frozenset({"thoracic"}),
+    "24980-5": frozenset({"thoracic"}),
+    "36532-0": frozenset({"thoracic"}),
+    "24970-6": frozenset({"lumbar"}),
+    "24972-2": frozenset({"lumbar"}),
+    "24969-8": frozenset({"lumbar"}),
+    "30777-7": frozenset({"lumbar"}),
+    "36670-8": frozenset({"lumbar"}),
+    "30775-1": frozenset({"lumbar"}),
+    "24963-1": frozenset({"lumbar"}),
+    "30620-9": frozenset({"lumbar"}),
+    "24968-0": frozenset({"lumbar"}),
+    "30679-5": frozenset({"lumbar"}),
+    "24984-7": frozenset({"thoracic", "lumbar"}),
+    "24928-4": frozenset({"thoracic", "lumbar"}),
+    "30854-4": frozenset({"thoracic", "lumbar"}),
+    "30715-7": frozenset({"thoracic", "lumbar"}),
+    "39367-8": frozenset({"thoracic", "lumbar"}),
+    "24930-0": frozenset({"thoracic", "lumbar"}),
+}
+# Other imaging studies whose reports are read for fractures and bone loss (codes.md D).
+OTHER_IMAGING_LOINC = frozenset(
+    {"24762-7", "24891-4", "24619-9", "24765-0", "24612-4", "18748-4", "38268-9", "83311-1", "95924-7", "95925-4"}
+)
+# DiagnosticReport.category codes of imaging (US Core LP29684-5; v2-0074 RAD, CT, NMR, RX, RUS).
+IMAGING_CATEGORY_CODES = frozenset({"LP29684-5", "RAD", "CT", "NMR", "RX", "RUS", "imaging"})
+# Radiograph reports (REC-BMD reads bone loss from radiographs).
+RADIOGRAPH_CATEGORY_CODES = frozenset({"RX"})

@@ -1,0 +1,116 @@
+"""Fragility fractures (FX-1…FX-8): which fractures on record count, and for whom."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from cds_service.consensus.findings import Evidence
+from cds_service.consensus.population import Population, PopulationJudgement, population_on
+from cds_service.facts.model import Fracture, PatientFacts
+from cds_service.settings import ClinicalSettings
+
+# FX-1: the usual sites of fragility fractures (the consensus's list ends in 等).
+USUAL_SITES = frozenset({"vertebra", "hip", "distal-radius", "proximal-humerus"})
+
+
+class Verdict(StrEnum):
+    FRAGILITY = "fragility"
+    UNCERTAIN = "uncertain"  # FX-6: wording is not proof
+    PATHOLOGICAL = "pathological"  # FX-8
+    HIGH_ENERGY = "high-energy"  # FX-5
+    DEFORMITY = "deformity"  # FX-4: no endplate/cortex fracture at grade 1
+    OTHER_SITE = "other-site"  # FX-1a: no mechanism recorded at a site that is not usual
+    YOUNG = "young"  # POP-3: work-up, never a label
+    YOUNG_NOT_COUNTED = "young-not-counted"
+    POPULATION_UNKNOWN = "population-unknown"
+
+
+@dataclass(frozen=True)
+class FractureJudgement:
+    fracture: Fracture
+    verdict: Verdict
+    mechanism_assumed: bool = False  # FX-1a
+    population: PopulationJudgement | None = None
+
+
+def judge_fracture(fracture: Fracture, facts: PatientFacts, clinical: ClinicalSettings, today: date) -> FractureJudgement:
+    # FX-4: ECF stated absent at grade 1 (or a deformity stated without fracture) is a deformity.
+    if fracture.deformity_only or (fracture.genant_grade == 1 and fracture.ecf == "absent"):
+        return FractureJudgement(fracture, Verdict.DEFORMITY)
+    if not fracture.certain:
+        return FractureJudgement(fracture, Verdict.UNCERTAIN)  # FX-6
+    if fracture.pathological:
+        return FractureJudgement(fracture, Verdict.PATHOLOGICAL)  # FX-8
+    if fracture.trauma == "high-energy":
+        return FractureJudgement(fracture, Verdict.HIGH_ENERGY)  # FX-5
+    # Ages: the population on the day of the fracture (CONTRACT.md "Ages"); undated: today.
+    population = population_on(facts, fracture.when or today, clinical)
+    low_trauma = fracture.trauma in ("none", "minor")
+    usual = fracture.site in USUAL_SITES or (fracture.from_condition and fracture.trauma == "none")
+    if population.population is Population.Z_SCORE:
+        # POP-3 / DX-6: no label; a work-up when the fracture is low-trauma (stated or coded osteoporotic)
+        # or vertebral (a choice: a wrist fracture of a teenager with no mechanism recorded is not counted).
+        if low_trauma or fracture.site == "vertebra":
+            return FractureJudgement(fracture, Verdict.YOUNG, population=population)
+        return FractureJudgement(fracture, Verdict.YOUNG_NOT_COUNTED, population=population)
+    if population.population is Population.UNKNOWN:
+        return FractureJudgement(fracture, Verdict.POPULATION_UNKNOWN, population=population)
+    if low_trauma:
+        return FractureJudgement(fracture, Verdict.FRAGILITY, population=population)
+    if usual:
+        # FX-1a: a usual site with no trauma recorded is taken as a fragility fracture.
+        return FractureJudgement(fracture, Verdict.FRAGILITY, mechanism_assumed=True, population=population)
+    return FractureJudgement(fracture, Verdict.OTHER_SITE, population=population)
+
+
+def judge_all(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[FractureJudgement]:
+    return [judge_fracture(f, facts, clinical, today) for f in facts.fractures]
+
+
+def fractured_vertebrae(judgements: Sequence[FractureJudgement]) -> frozenset[str]:
+    """QCT-1: vertebrae known to be fractured (certain, not a deformity) are left out of the QCT mean."""
+    return frozenset(
+        level
+        for j in judgements
+        if j.verdict not in (Verdict.DEFORMITY, Verdict.UNCERTAIN)
+        for level in j.fracture.vertebrae
+    )
+
+
+def fracture_row(fracture: Fracture, *, used: bool = True) -> Evidence:
+    region = fracture.site + (f" {'/'.join(fracture.vertebrae)}" if fracture.vertebrae else "")
+    return Evidence(
+        kind="fracture",
+        source=fracture.source,
+        when=fracture.when,
+        region=region,
+        quote=fracture.quote,
+        used=used,
+        value=float(fracture.genant_grade) if fracture.genant_grade is not None else None,
+        unit="Genant" if fracture.genant_grade is not None else None,
+    )
+
+
+def fracture_notes(judgements: Sequence[FractureJudgement]) -> list[str]:
+    notes = ["fx-criteria"]
+    fractures = [j.fracture for j in judgements]
+    if any(j.mechanism_assumed for j in judgements):
+        notes.append("mechanism-assumed")
+    if any(f.from_condition for f in fractures):
+        notes.append("fracture-condition-trusted")
+    if any(f.display and "forearm" in f.display.lower() for f in fractures):
+        notes.append("forearm-read-as-wrist")
+    if any(f.genant_grade is not None for f in fractures):
+        notes.append("genant-visual-error")
+    vertebrae = {level for f in fractures if f.site == "vertebra" for level in f.vertebrae}
+    vertebral = [f for f in fractures if f.site == "vertebra"]
+    if len(vertebrae) >= 2 or len(vertebral) >= 2 or any((f.genant_grade or 0) >= 3 for f in fractures):
+        notes.append("multiple-vertebral-higher-risk")
+    if any(f.acuity == "new" for f in fractures):
+        notes.append("acuity-new")
+    if any(f.acuity == "old" for f in fractures):
+        notes.append("acuity-old")
+    return notes

@@ -1,0 +1,364 @@
+"""What to do next (REC-*, FX-4, DXA-2, DXA-5): recommendation findings, with the orders they propose."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from cds_service.consensus.bmd import dxa_exams, unusable_sites
+from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
+from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
+from cds_service.consensus.population import age_on
+from cds_service.facts.model import Fracture, Measure, Modality, PatientFacts, Region
+from cds_service.settings import ClinicalSettings
+
+# CONTRACT.md suggestion table (LOINC verified in codes.md).
+SPINE_XR_ORDER = OrderProposal("24984-7", "XR Thoracic and lumbar spine 2 Views", reason="REC-SPINE-XR")
+QCT_ORDER = OrderProposal(
+    "95925-4",
+    "CT Skeletal system.axial Multisection for bone density",
+    body_site_snomed="122496007",
+    body_site_display="Lumbar spine",
+    reason="REC-QCT",
+)
+DXA_ORDER = OrderProposal("38268-9", "DXA Skeletal system Views for bone density", reason="REC-BMD")
+FOREARM_ORDER = OrderProposal(
+    "38268-9",
+    "DXA Skeletal system Views for bone density",
+    body_site_snomed="75129005",
+    body_site_display="Distal radius",
+    reason="REC-FOREARM",
+)
+CT_LUMBAR = OrderProposal("24963-1", "CT Lumbar spine", reason="REC-CT-MRI")
+MR_LUMBAR = OrderProposal("24968-0", "MR Lumbar spine", reason="REC-CT-MRI")
+CT_THORACIC = OrderProposal("24978-9", "CT Thoracic spine", reason="REC-CT-MRI")
+MR_THORACIC = OrderProposal("24980-5", "MR Thoracic spine", reason="REC-CT-MRI")
+
+# Open orders that already cover a proposal (CONTRACT.md: no duplicate of an active/draft order).
+_SPINE_IMAGING_ORDER_CODES = frozenset({"24984-7", "30753-8", "24970-6", "24928-4", "24983-9", "24972-2"})
+_BMD_ORDER_CODES = frozenset({"38268-9", "95925-4", "95924-7", "83012-5"})
+_CT_MR_SPINE_CODES = frozenset(
+    {"24963-1", "24968-0", "24978-9", "24980-5", "30620-9", "30679-5", "30597-9", "36532-0", "30854-4"}
+)
+_SPINE_ORDER_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
+_BMD_ORDER_WORDS = ("骨密度", "dxa", "dexa", "qct", "bone density", "densitometry")
+
+
+def months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, 28))
+
+
+def recommendations(
+    facts: PatientFacts,
+    clinical: ClinicalSettings,
+    today: date,
+    judgements: Sequence[FractureJudgement],
+    diagnosis: Finding | None,
+) -> list[Finding]:
+    found: list[Finding | None] = [
+        spine_radiograph(facts, clinical, today),
+        ecf_check(judgements, clinical, today),
+        fracture_imaging(judgements, facts, clinical, today),
+        cross_device(facts),
+    ]
+    bmd_card = bmd_measurement(facts, clinical, today, judgements)
+    found.append(bmd_card)
+    if bmd_card is None:
+        found.append(qct_recommended(facts, clinical, today, judgements))
+    found.append(forearm_dxa(facts, today))
+    return [f for f in found if f is not None]
+
+
+# --- REC-SPINE-XR -------------------------------------------------------------------------------
+
+
+def spine_radiograph(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> Finding | None:
+    """REC-SPINE-XR: everyone ≥ 60 has thoracic + lumbar spine imaging within the look-back."""
+    age = age_on(facts.birth_date, today)
+    if age is None or age < clinical.spine_radiograph_age:
+        return None
+    since = months_before(today, clinical.spine_imaging_lookback_months)
+    recent = [s for s in facts.spine_imaging if s.when is not None and since <= s.when <= today]
+    covered = frozenset().union(*(s.parts for s in recent)) if recent else frozenset()
+    if {"thoracic", "lumbar"} <= covered:
+        return None
+    if _has_open_order(facts, _SPINE_IMAGING_ORDER_CODES, _SPINE_ORDER_WORDS):
+        return None
+    evidence = tuple(
+        Evidence(kind="report", source=s.source, when=s.when, region="+".join(sorted(s.parts)), used=False)
+        for s in recent
+    )
+    return Finding(
+        topic="spine-radiograph-recommended",
+        rules=("REC-SPINE-XR",),
+        evidence=evidence,
+        notes=("spine-partly-covered",) if covered else (),
+        settings=(
+            SettingUse("OSTEO_CDS_SPINE_XR_AGE", str(clinical.spine_radiograph_age)),
+            SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),
+        ),
+        params={"age": age, "lookback": clinical.spine_imaging_lookback_months},
+        orders=(SPINE_XR_ORDER,),
+    )
+
+
+# --- FX-4 / REC-CT-MRI ------------------------------------------------------------------------
+
+
+def ecf_check(judgements: Sequence[FractureJudgement], clinical: ClinicalSettings, today: date) -> Finding | None:
+    """FX-4: a Genant-graded vertebra whose report does not say whether the endplate/cortex is fractured."""
+    since = months_before(today, clinical.spine_imaging_lookback_months)
+    graded = [
+        j.fracture
+        for j in judgements
+        if j.fracture.genant_grade is not None
+        and j.fracture.genant_grade >= 1
+        and j.fracture.ecf == "not-stated"
+        and j.verdict not in (Verdict.PATHOLOGICAL, Verdict.DEFORMITY)
+        and (j.fracture.when is None or j.fracture.when >= since)
+    ]
+    if not graded:
+        return None
+    return Finding(
+        topic="vertebral-fracture-ecf-check",
+        rules=("FX-3", "FX-4"),
+        evidence=tuple(fracture_row(f) for f in graded),
+        notes=("genant-visual-error",),
+        settings=(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),),
+    )
+
+
+def fracture_imaging(
+    judgements: Sequence[FractureJudgement], facts: PatientFacts, clinical: ClinicalSettings, today: date
+) -> Finding | None:
+    """REC-CT-MRI: a fracture uncertain on the report (FX-6) or possibly pathological (FX-8)."""
+    since = months_before(today, clinical.spine_imaging_lookback_months)
+    confirmed = [j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY]
+    doubtful = [
+        j
+        for j in judgements
+        if j.verdict in (Verdict.UNCERTAIN, Verdict.PATHOLOGICAL)
+        and (j.fracture.when is None or j.fracture.when >= since)
+        and not _confirmed_later(j, confirmed)
+    ]
+    if not doubtful:
+        return None
+    rules = ["REC-CT-MRI"]
+    if any(j.verdict is Verdict.UNCERTAIN for j in doubtful):
+        rules.append("FX-6")
+    if any(j.verdict is Verdict.PATHOLOGICAL for j in doubtful):
+        rules.append("FX-8")
+    orders: list[OrderProposal] = []
+    levels = [level for j in doubtful for level in j.fracture.vertebrae]
+    vertebral = any(j.fracture.site == "vertebra" for j in doubtful)
+    if vertebral and not _has_open_order(facts, _CT_MR_SPINE_CODES, ()):
+        if any(level.startswith("T") for level in levels):
+            orders.extend([CT_THORACIC, MR_THORACIC])
+        if not levels or any(level.startswith("L") for level in levels):
+            orders.extend([CT_LUMBAR, MR_LUMBAR])
+    notes = []
+    if any(j.verdict is Verdict.UNCERTAIN for j in doubtful):
+        notes.append("fracture-uncertain")
+    if any(j.verdict is Verdict.PATHOLOGICAL for j in doubtful):
+        notes.append("fracture-possibly-pathological")
+    if not vertebral:
+        notes.append("order-region-not-coded")
+    return Finding(
+        topic="fracture-imaging-recommended",
+        rules=tuple(rules),
+        evidence=tuple(fracture_row(j.fracture) for j in doubtful),
+        notes=tuple(notes),
+        settings=(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),),
+        orders=tuple(orders),
+    )
+
+
+def _confirmed_later(judgement: FractureJudgement, confirmed: Sequence[Fracture]) -> bool:
+    """A doubtful fracture that a later report or Condition confirmed at the same site needs no more imaging."""
+    doubtful = judgement.fracture
+    for other in confirmed:
+        same_site = other.site == doubtful.site and (
+            not doubtful.vertebrae or bool(set(doubtful.vertebrae) & set(other.vertebrae))
+        )
+        later = doubtful.when is None or (other.when is not None and other.when >= doubtful.when)
+        if same_site and later:
+            return True
+    return False
+
+
+# --- REC-BMD / REC-QCT / REC-FOREARM / DXA-5 ------------------------------------------------------
+
+
+def _central_bmd_dates(facts: PatientFacts) -> list[date]:
+    return [m.when for m in facts.measurements if m.modality in (Modality.DXA, Modality.QCT)]
+
+
+def bmd_measurement(
+    facts: PatientFacts, clinical: ClinicalSettings, today: date, judgements: Sequence[FractureJudgement]
+) -> Finding | None:
+    """REC-BMD: a radiograph suggests bone loss and no BMD was measured around or after it."""
+    if facts.deceased:
+        return None
+    losses = [f for f in facts.report_findings if f.kind == "bone-loss" and f.radiograph]
+    if not losses:
+        return None
+    latest = max(losses, key=lambda f: f.when or date.min)
+    # A choice: a central BMD within a year before the radiograph, or any time after it, answers it.
+    window_start = (latest.when - timedelta(days=365)) if latest.when else date.min
+    if any(d >= window_start for d in _central_bmd_dates(facts)):
+        return None
+    if _has_open_order(facts, _BMD_ORDER_CODES, _BMD_ORDER_WORDS):
+        return None
+    reasons, reason_evidence, settings = dxa_unreliable(facts, clinical, today, judgements)
+    order = QCT_ORDER if reasons else DXA_ORDER
+    rules = ["REC-BMD"] + (["REC-QCT"] if reasons else [])
+    evidence = [Evidence(kind="report", source=latest.source, when=latest.when, quote=latest.quote)]
+    return Finding(
+        topic="bmd-measurement-recommended",
+        rules=tuple(rules),
+        evidence=tuple(evidence + reason_evidence),
+        notes=tuple(f"dxa-unreliable-{r}" for r in reasons),
+        settings=tuple(settings),
+        orders=(order,),
+    )
+
+
+def dxa_unreliable(
+    facts: PatientFacts, clinical: ClinicalSettings, today: date, judgements: Sequence[FractureJudgement]
+) -> tuple[list[str], list[Evidence], list[SettingUse]]:
+    """REC-QCT: reasons why DXA areal BMD is unreliable for this patient."""
+    reasons: list[str] = []
+    evidence: list[Evidence] = []
+    settings: list[SettingUse] = []
+    if facts.bmis:
+        bmi = max(facts.bmis, key=lambda b: b.when)
+        if bmi.value < clinical.low_bmi:
+            reasons.append("low-weight")
+            settings.append(SettingUse("OSTEO_CDS_LOW_BMI", str(clinical.low_bmi)))
+        elif bmi.value >= clinical.severe_obesity_bmi:
+            reasons.append("severe-obesity")
+            settings.append(SettingUse("OSTEO_CDS_SEVERE_OBESITY_BMI", str(clinical.severe_obesity_bmi)))
+        if reasons:
+            evidence.append(Evidence(kind="bmi", source=bmi.source, when=bmi.when, value=bmi.value, unit="kg/m2"))
+    for concept, reason in (
+        ("severe-obesity", "severe-obesity"),
+        ("underweight", "low-weight"),
+        ("scoliosis", "scoliosis"),
+        ("spine-degeneration", "spine-degeneration"),
+    ):
+        coded = [c for c in facts.coded if c.concept == concept and c.active]
+        if coded:
+            if reason not in reasons:
+                reasons.append(reason)
+            evidence.append(Evidence(kind="condition", source=coded[0].source, when=coded[0].when, region=reason))
+    since = months_before(today, clinical.spine_imaging_lookback_months)
+    for kind in ("scoliosis", "spine-degeneration", "aortic-calcification"):
+        stated = [
+            f for f in facts.report_findings
+            if f.kind == kind and (f.when is None or f.when >= since)
+        ]
+        if stated:
+            if kind not in reasons:
+                reasons.append(kind)
+            evidence.append(Evidence(kind="report", source=stated[0].source, when=stated[0].when,
+                                     quote=stated[0].quote, region=kind))
+    vertebral = [j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY and j.fracture.site == "vertebra"]
+    if vertebral:
+        reasons.append("vertebral-fracture")
+        evidence.append(fracture_row(vertebral[0]))
+    return reasons, evidence, settings
+
+
+def qct_recommended(
+    facts: PatientFacts, clinical: ClinicalSettings, today: date, judgements: Sequence[FractureJudgement]
+) -> Finding | None:
+    """REC-QCT: DXA results on record, DXA unreliable for this patient, and no recent QCT."""
+    if facts.deceased or not any(m.modality is Modality.DXA for m in facts.measurements):
+        return None
+    since = months_before(today, clinical.spine_imaging_lookback_months)
+    if any(m.modality is Modality.QCT and m.when >= since for m in facts.measurements):
+        return None
+    reasons, evidence, settings = dxa_unreliable(facts, clinical, today, judgements)
+    if not reasons:
+        return None
+    if _has_open_order(facts, frozenset({"95925-4", "95924-7"}), ("qct", "定量ct")):
+        return None
+    settings.append(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)))
+    return Finding(
+        topic="qct-recommended",
+        rules=("REC-QCT", "QCT-7"),
+        evidence=tuple(evidence),
+        notes=tuple(f"dxa-unreliable-{r}" for r in reasons) + ("qct-radiation",),
+        settings=tuple(settings),
+        orders=(QCT_ORDER,),
+    )
+
+
+def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
+    """REC-FOREARM / DXA-2: spine or hip cannot be measured and no forearm was measured since."""
+    if facts.deceased:
+        return None
+    unusable = unusable_sites(facts, today)
+    exams = dxa_exams(facts.measurements)
+    if not exams:
+        return None  # a choice: only patients followed by DXA
+    if not unusable.site_limited(exams[0].measurements):
+        return None
+    since = min(
+        (c.when for c in facts.coded if c.when and (c.concept == "spinal-fusion" or c.concept.startswith("hip-"))),
+        default=None,
+    )
+    forearm = [
+        m
+        for m in facts.measurements
+        if m.modality is Modality.DXA and m.region is Region.FOREARM and m.measure in (Measure.T_SCORE, Measure.Z_SCORE)
+        and (since is None or m.when >= since)
+    ]
+    if forearm:
+        return None
+    if _has_open_order(facts, frozenset(), ("forearm", "前臂", "桡骨", "radius")):
+        return None
+    evidence = tuple(
+        Evidence(kind="condition", source=c.source, when=c.when, region=c.concept.split(":")[0])
+        for c in facts.coded
+        if c.concept == "spinal-fusion" or c.concept.startswith("hip-prosthesis")
+    )
+    return Finding(
+        topic="forearm-dxa-recommended",
+        rules=("REC-FOREARM", "DXA-2"),
+        evidence=evidence,
+        notes=tuple(f"site-unusable-{r}" for r in unusable.reasons) + ("forearm-non-dominant",),
+        orders=(FOREARM_ORDER,),
+    )
+
+
+def cross_device(facts: PatientFacts) -> Finding | None:
+    """DXA-5: the latest two DXA exams come from different devices."""
+    exams = [e for e in dxa_exams(facts.measurements) if e.devices]
+    if len(exams) < 2:
+        return None
+    latest, previous = exams[0], exams[1]
+    if latest.devices & previous.devices:
+        return None
+    evidence = tuple(
+        Evidence(kind="device", source=m.source, when=m.when, region=m.device)
+        for exam in (latest, previous)
+        for m in exam.measurements[:1]
+    )
+    return Finding(
+        topic="cross-device-comparison",
+        rules=("DXA-5",),
+        evidence=evidence,
+        params={"date": latest.when.isoformat(), "previous_date": previous.when.isoformat()},
+    )
+
+
+def _has_open_order(facts: PatientFacts, codes: frozenset[str], words: tuple[str, ...]) -> bool:
+    for order in facts.open_orders:
+        if any(code in codes for _, code in order.codes):
+            return True
+        text = order.text.lower()
+        if words and any(w in text for w in words):
+            return True
+    return False

@@ -1,0 +1,141 @@
+"""Imaging evidence: fracture Conditions, imaging reports (read as text) and Genant grades → facts (FX-6)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cds_service.facts.codemap import CodeMap
+from cds_service.facts.fhirpath import codings
+from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
+from cds_service.facts.report_text import read_report
+from cds_service.facts.valuesets import (
+    FRACTURE_SNOMED,
+    ICD10_SYSTEMS,
+    IMAGING_CATEGORY_CODES,
+    LOINC,
+    OTHER_IMAGING_LOINC,
+    SNOMED,
+    SPINE_IMAGING_LOINC,
+    icd10_fracture,
+)
+
+_XR_LOINC = frozenset(
+    {"30753-8", "24983-9", "30752-0", "30756-1", "24970-6", "24972-2", "24969-8", "30777-7", "36670-8",
+     "30775-1", "24984-7", "24928-4", "30715-7", "39367-8", "24930-0", "24762-7", "24891-4", "24619-9",
+     "24765-0", "24612-4"}
+)
+_IMAGING_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "ct", "mri", "mr ", "磁共振", "核磁",
+                  "骨扫描", "骨显像", "bone scan", "scintigra", "spect", "ect", "vfa", "椎体骨折评估",
+                  "vertebral fracture assessment", "定位像", "scout", "正侧位", "侧位", "影像")
+_RADIOGRAPH_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "正侧位", "侧位片")
+_BOTH_SPINE_WORDS = ("胸腰椎", "胸腰段", "全脊柱", "全脊椎", "thoracolumbar", "thoraco-lumbar", "whole spine",
+                     "entire spine", "thoracic and lumbar", "vfa", "椎体骨折评估", "vertebral fracture assessment")
+_THORACIC_WORDS = ("胸椎", "thoracic")
+_LUMBAR_WORDS = ("腰椎", "lumbar")
+
+
+def fracture_from_condition_codes(code: object) -> tuple[str, bool, str] | None:
+    """(site, explicitly osteoporotic, code) of a coded fracture Condition, or None."""
+    for system, value, _ in codings(code):
+        if system == SNOMED and value in FRACTURE_SNOMED:
+            site, osteoporotic = FRACTURE_SNOMED[value]
+            return site, osteoporotic, value
+        if system in ICD10_SYSTEMS or "icd-10" in system.lower() or "icd10" in system.lower():
+            found = icd10_fracture(value)
+            if found is not None:
+                return found[0], found[1], value
+    return None
+
+
+def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
+    """Reports recognised as imaging are read for fractures, spine coverage and findings."""
+    for report in facts.reports:
+        spine_concept = any(code_map.concept_of(s, c) == "spine-imaging-report" for s, c in report.codes)
+        if not (spine_concept or _is_imaging(report)):
+            continue
+        parts = _spine_parts(report, spine_concept)
+        if parts:
+            facts.spine_imaging.append(SpineImaging(report.when, parts, report.source))
+        radiograph = _is_radiograph(report)
+        for code_fracture in (fracture_from_condition_codes({"coding": [{"system": s, "code": c}]})
+                              for s, c in report.conclusion_codes):
+            if code_fracture is not None:
+                site, _, _ = code_fracture
+                facts.fractures.append(Fracture(site=site, when=report.when, source=report.source))
+        if not report.conclusion:
+            continue
+        reading = read_report(report.conclusion)
+        for mention in reading.fractures:
+            facts.fractures.append(
+                Fracture(
+                    site=mention.site,
+                    when=report.when,
+                    source=report.source,
+                    vertebrae=mention.vertebrae,
+                    certain=mention.certain,
+                    trauma=mention.trauma,
+                    pathological=mention.pathological,
+                    genant_grade=mention.genant_grade,
+                    ecf=mention.ecf,
+                    deformity_only=mention.deformity_only,
+                    acuity=mention.acuity,
+                    quote=mention.quote,
+                )
+            )
+        for finding in reading.findings:
+            facts.report_findings.append(
+                ReportFinding(
+                    kind=finding.kind,
+                    when=report.when,
+                    source=report.source,
+                    quote=finding.quote,
+                    radiograph=radiograph,
+                    spine=bool(parts),
+                )
+            )
+
+
+def genant_fracture(grade: int, vertebra: str | None, when: date, source: str) -> Fracture | None:
+    """FX-3: a Genant grade ≥ 1 is judged a fracture (ECF not stated: FX-4 asks to check)."""
+    if grade < 1 or grade > 3:
+        return None
+    return Fracture(
+        site="vertebra",
+        when=when,
+        source=source,
+        vertebrae=(vertebra,) if vertebra else (),
+        genant_grade=grade,
+    )
+
+
+def _is_imaging(report: ImagingReport) -> bool:
+    if any(s == LOINC and (c in SPINE_IMAGING_LOINC or c in OTHER_IMAGING_LOINC) for s, c in report.codes):
+        return True
+    if any(c in IMAGING_CATEGORY_CODES for c in report.category_codes):
+        return True
+    text = f" {report.code_text.lower()} "
+    return any(word in text for word in _IMAGING_WORDS)
+
+
+def _is_radiograph(report: ImagingReport) -> bool:
+    if any(s == LOINC and c in _XR_LOINC for s, c in report.codes) or "RX" in report.category_codes:
+        return True
+    text = f" {report.code_text.lower()} "
+    return any(word in text for word in _RADIOGRAPH_WORDS)
+
+
+def _spine_parts(report: ImagingReport, spine_concept: bool) -> frozenset[str]:
+    parts: set[str] = set()
+    for system, code in report.codes:
+        if system == LOINC and code in SPINE_IMAGING_LOINC:
+            parts |= SPINE_IMAGING_LOINC[code]
+    text = report.code_text.lower()
+    if any(word in text for word in _BOTH_SPINE_WORDS):
+        parts |= {"thoracic", "lumbar"}
+    if any(word in text for word in _THORACIC_WORDS):
+        parts.add("thoracic")
+    if any(word in text for word in _LUMBAR_WORDS):
+        parts.add("lumbar")
+    if spine_concept and not parts:
+        parts = {"thoracic", "lumbar"}  # a local code mapped as a spine imaging report (code map)
+    return frozenset(parts)
