@@ -1,0 +1,1297 @@
+"""Reading imaging-report conclusion text (English and Chinese) into typed fracture mentions and findings."""
+
+# The reader is pure and linear-time. Report text is untrusted, so:
+#   * at most MAX_REPORT_CHARS characters are read (ReportReading.truncated says so);
+#   * the text is NFKC-normalised character by character (full-width punctuation, digits and Latin
+#     letters, Roman numerals Ⅱ -> "II") and ASCII-lower-cased, which keeps a map back to the input:
+#     every `start`/`end` is an offset into the *original* input and `quote == text[start:end]`;
+#   * it is cut into sentences (。 ; ! ? newline, and "." unless it is a decimal point or inside
+#     "e.g.") and clauses (, : 伴 "with", and a space between two CJK characters; not the comma in
+#     "L1, L2"), and every regex below runs inside one clause with bounded quantifiers only (no nested
+#     unbounded repetition), so matching stays linear; the output is bounded too (MAX_FRACTURES,
+#     MAX_FINDINGS, MAX_QUOTE_CHARS);
+#   * negation and uncertainty are resolved per mention inside a clause: a cue governs a keyword
+#     only within a short window and only when no other finding ("breaker", e.g. 骨髓水肿, 外伤史,
+#     骨质破坏) stands between them without a conjunction (及/和/或/、/and/or/nor).
+#
+# Choices the spec left open (see the module's tests for the corpus):
+#   * "probable", "likely", "suggestive of", "倾向", "可能性大" are uncertain (FX-6); "考虑", "提示",
+#     "符合", "可见", "consistent with", "compatible with" and plain statements are certain.
+#   * "unlikely", "less likely", "可能性小/不大" negate.
+#   * "No acute fracture" / "未见新鲜骨折" yields no mention; an old fracture stated elsewhere is its
+#     own mention.
+#   * A tumour/metastasis/infection word (or 骨质破坏 / bone destruction / lytic lesion) at the
+#     fracture marks it pathological even when it is itself uncertain ("转移瘤不除外"), because FX-8
+#     and REC-CT-MRI ask for the differential then; negated lesions ("未见骨质破坏") never do.
+#     Vertebral haemangioma (血管瘤) is ignored: it is the usual incidental finding.
+#   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7).
+#   * Trauma is read from the fracture's sentence, else from the whole report; the most energetic
+#     mechanism wins (high-energy > minor > none). A trauma of unstated energy ("外伤后") stays
+#     "not-stated".
+#   * 终板塌陷 / "endplate collapse" count as ECF present; 终板凹陷 / "endplate depression" do not
+#     (Schmorl's nodes look the same).
+#   * A deformity word alone (楔形变, 变扁, "compression deformity") is reported as a vertebra mention;
+#     deformity_only is False only when a fracture word is stated, or a Genant grade ≥ 1 is stated
+#     without ECF absent and without "no fracture" for that vertebra (FX-3/FX-4).
+#   * vertebrae are filled only for site "vertebra"; posterior elements (横突, spinous process, ...)
+#     are site "other"; levels are sorted in spine order (C1..C7, T1..T12, L1..L5).
+#   * Attributes are read from the fracture's own clauses, then from the other clauses of its
+#     sentence, then from clauses elsewhere that name the same level ("MRI：L1椎体骨髓水肿"); marrow
+#     oedema and lesions stated with no level or site apply report-wide.
+#   * Vertebra mentions with the same levels are merged (findings and impression repeat each other),
+#     so a count of mentions does not inflate FX-4's "multiple" fractures.
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+MAX_REPORT_CHARS: Final = 8000
+# NFKC can expand one character into up to 18; bound the normalised text as well.
+MAX_NORMALISED_CHARS: Final = 16000
+MAX_FRACTURES: Final = 64
+MAX_FINDINGS: Final = 64
+MAX_QUOTE_CHARS: Final = 200
+# A negation/uncertainty cue reaches this many characters before / after a keyword.
+PRE_CUE_WINDOW: Final = 48
+POST_CUE_WINDOW: Final = 24
+# How many free clauses per vertebral level are kept for cross-sentence attributes.
+MAX_CLAUSES_PER_LEVEL: Final = 8
+MAX_FREE_CLAUSES: Final = 64
+
+SITE_VERTEBRA: Final = "vertebra"
+SITE_HIP: Final = "hip"
+SITE_DISTAL_RADIUS: Final = "distal-radius"
+SITE_PROXIMAL_HUMERUS: Final = "proximal-humerus"
+SITE_RIB: Final = "rib"
+SITE_PELVIS: Final = "pelvis"
+SITE_OTHER: Final = "other"
+
+FINDING_BONE_LOSS: Final = "bone-loss"  # REC-BMD
+FINDING_SCOLIOSIS: Final = "scoliosis"  # REC-QCT
+FINDING_SPINE_DEGENERATION: Final = "spine-degeneration"  # REC-QCT
+FINDING_AORTIC_CALCIFICATION: Final = "aortic-calcification"  # REC-QCT
+FINDING_LINEAR_UPTAKE_BAND: Final = "linear-uptake-band"  # DX-8
+
+
+@dataclass(frozen=True)
+class FractureMention:
+    site: str  # "vertebra" | "hip" | "distal-radius" | "proximal-humerus" | "rib" | "pelvis" | "other"
+    vertebrae: tuple[str, ...]  # normalised levels in spine order, e.g. ("T12", "L1"); () if none
+    certain: bool  # FX-6
+    genant_grade: int | None  # FX-3 (0..3)
+    ecf: str  # FX-4: "present" | "absent" | "not-stated"
+    deformity_only: bool  # FX-4
+    trauma: str  # FX-5: "high-energy" | "minor" | "none" | "not-stated"
+    pathological: bool  # FX-8
+    acuity: str  # FX-7: "new" | "old" | "unknown"
+    quote: str  # text[start:end] of the original input
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TextFinding:
+    # "bone-loss" | "scoliosis" | "spine-degeneration" | "aortic-calcification" | "linear-uptake-band"
+    kind: str
+    quote: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ReportReading:
+    fractures: tuple[FractureMention, ...]
+    findings: tuple[TextFinding, ...]
+    truncated: bool  # input longer than MAX_REPORT_CHARS, or more mentions than the output bounds
+
+
+# --------------------------------------------------------------------------------------------------
+# Keyword tables. Inside one combined regex, alternatives listed first win at the same position, so
+# specific phrases come before general ones.
+
+_FRACTURE: Final = "fracture"
+_ECF: Final = "ecf"
+_DEFORMITY: Final = "deformity"
+_LESION: Final = "lesion"
+_OEDEMA: Final = "oedema"
+_ACUITY: Final = "acuity"
+_TRAUMA: Final = "trauma"
+_FINDING: Final = "finding"
+_BREAKER: Final = "breaker"
+_IGNORED: Final = "ignored"
+
+# Kinds that are one "group" for negation scope: "no wedge deformity or fracture".
+_FRACTURE_GROUP: Final = frozenset({_FRACTURE, _ECF, _DEFORMITY})
+
+_TRAUMA_RANK: Final = {"none": 1, "minor": 2, "high-energy": 3}
+_ECF_RANK: Final = {"not-stated": 0, "absent": 1, "present": 2}
+
+
+@dataclass(frozen=True)
+class _HitSpec:
+    kind: str
+    value: str = ""
+    breaker: bool = False  # a separate finding that stops a negation cue reaching past it
+    immune: bool = False  # the phrase carries its own polarity ("无明显诱因", "endplate intact")
+    vertebral: bool = False  # implies a vertebra (compression fracture, wedge deformity)
+
+
+_HIT_TABLE: Final[tuple[tuple[str, _HitSpec], ...]] = (
+    # Not findings at all: fracture risk, haemangioma, ankylosing spondylitis, non-union.
+    (
+        r"骨折(?:风险|危险|概率|几率|预测)|fractures?\s(?:risk|probability)"
+        r"|risk\sof\s(?:a\s)?(?:future\s|further\s|subsequent\s|new\s|another\s)?"
+        r"(?:osteoporotic\s|fragility\s|hip\s|vertebral\s|major\s)?fractur\w{0,3}|\bfrax\b"
+        r"|强直性脊柱炎|ankylosing\sspondylitis|血管瘤|ha?emangioma\w{0,2}|跌倒风险|falls?\srisk|risk\sof\sfalls?"
+        r"|未愈合|不愈合|延迟愈合|non-?union|unhealed|\bbone\smass\b",
+        _HitSpec(_IGNORED),
+    ),
+    # FX-4 endplate and/or cortex fracture (ECF), stated present.
+    (
+        # a short gap keeps "终板未见明确骨折线" (negated: ECF absent); 激素 keeps out 糖皮质激素
+        r"(?:终板|骨皮质|皮质)(?:和\(或\)|和/或|和或|及|和|与|或|/|、)?(?:终板|骨皮质|皮质)?"
+        r"[^,;。折激]{0,6}?(?:骨折|断裂|中断|不连续|塌陷|破裂)"
+        r"|end[\s-]?plates?\s(?:and/or\s|and\s|or\s)?(?:cort(?:ex|ical)\s)?"
+        r"(?:compression\s|depression\s|impaction\s)?(?:fractur\w{0,3}|break\w{0,3}|disruption|collapse)"
+        r"|cort(?:ex|ical)\s(?:bone\s)?(?:fractur\w{0,3}|break\w{0,3}|breach|disruption|discontinuity)"
+        r"|\becf\b",
+        _HitSpec(_ECF, "present", vertebral=True),
+    ),
+    # FX-4 ECF stated absent by an intact endplate/cortex.
+    (
+        r"(?:终板|骨皮质|皮质)(?:及|和|与|、)?(?:终板|骨皮质|皮质)?(?:完整|连续|光整|光滑)"
+        r"|end[\s-]?plates?\s(?:(?:is|are|remain|remains|appear|appears)\s)?(?:intact|preserved)"
+        r"|intact\s(?:end[\s-]?plates?|cort(?:ex|ical))|cort(?:ex|ical)\s(?:(?:is|remains)\s)?intact",
+        _HitSpec(_ECF, "intact", immune=True),
+    ),
+    # Fracture words.
+    (
+        r"非病理性(?:压缩性?)?骨折|non-?pathologic(?:al)?\s(?:compression\s)?fractur\w{0,3}",
+        _HitSpec(_FRACTURE, "non-pathological"),
+    ),
+    (
+        r"病理性(?:压缩性?)?骨折|pathologic(?:al)?\s(?:compression\s|vertebral\s)?fractur\w{0,3}",
+        _HitSpec(_FRACTURE, "pathological"),
+    ),
+    (
+        r"(?:压缩性?|爆裂性?|楔形)骨折"
+        r"|(?:compression|burst|wedge)(?:\s(?:type|deformity))?\sfractur\w{0,3}"
+        r"|vertebral\s(?:body\s)?(?:compression\s)?fractur\w{0,3}",
+        _HitSpec(_FRACTURE, vertebral=True),
+    ),
+    (
+        r"(?:机能|功能)不全性?骨折|应力性?骨折|疲劳性?骨折|(?:insufficiency|stress|fragility)\sfractur\w{0,3}",
+        _HitSpec(_FRACTURE),
+    ),
+    (r"骨折|\bfractur(?:e|es|ed|ing)\b|\bfxs?\b", _HitSpec(_FRACTURE)),
+    # FX-3/FX-4 deformity words; "vertebral" ones imply a vertebra, the others need one nearby.
+    (
+        r"楔形变|楔形改变|楔状变|楔形压缩|压缩变扁|压缩变形|压缩改变|鱼椎样变|双凹变形|扁平椎|椎体变形"
+        r"|wedge[\s-]?(?:deformit(?:y|ies)|shaped|compression)|wedging|compression\sdeformit(?:y|ies)"
+        r"|compression\schanges?|vertebral\s(?:body\s)?deformit(?:y|ies)|vertebra\splana"
+        r"|loss\sof\svertebral\s(?:body\s)?height|crush\sdeformit\w{0,3}",
+        _HitSpec(_DEFORMITY, vertebral=True),
+    ),
+    (
+        r"变扁|压缩|高度[^,;。折]{0,4}?(?:减低|降低|变低|减小|丢失|下降|变小)|biconcav\w{0,3}"
+        r"|(?:loss\sof|reduced|decreased)\s(?:anterior\s|posterior\s|central\s)?height|height\sloss|compressed"
+        r"|塌陷|\bcollapsed?\b",
+        _HitSpec(_DEFORMITY),
+    ),
+    # FX-8 lesions: nouns stop a negation cue, adjectives ("转移性", "metastatic") do not.
+    (
+        r"溶骨性破坏|恶性肿瘤|metastatic\sdisease",
+        _HitSpec(_LESION, breaker=True),
+    ),
+    (
+        r"转移性|恶性|病理性|肿瘤性|溶骨性|成骨性|感染性|结核性|化脓性"
+        r"|\bmetastatic\b|\bmalignant\b|\bpathologic(?:al)?\b|\bneoplastic\b|\binfectious\b|\binfected\b"
+        r"|\btuberculous\b|\bseptic\b|\bpyogenic\b|\b(?:osteo)?lytic\b|\bdestructive\b",
+        _HitSpec(_LESION),
+    ),
+    (
+        r"骨质破坏|骨破坏|溶骨|骨转移|转移瘤|转移灶|转移|骨髓瘤|浆细胞瘤|淋巴瘤|肉瘤|肿瘤|癌|瘤"
+        r"|结核|感染|骨髓炎|椎间盘炎|脊柱炎|化脓|脓肿|布氏杆菌|布鲁|占位|软组织肿块"
+        r"|metastas[ie]s|\btumou?rs?\b|\bneoplasms?\b|malignanc(?:y|ies)|myeloma|plasmacytoma|lymphoma"
+        r"|sarcoma|carcinoma|\bcancer\b|osteomyelitis|spondylodiscitis|discitis|spondylitis|infection"
+        r"|tuberculosis|\btb\b|\bpott'?s\b|abscess|brucellosis|(?:bone|osseous)\sdestruction|\bmass\b",
+        _HitSpec(_LESION, breaker=True),
+    ),
+    # FX-7 marrow oedema (or fat-suppressed high signal).
+    (
+        r"(?:骨髓|椎体|骨质|髓腔)[^,;。折]{0,4}?水肿|骨挫伤"
+        r"|(?:压脂|抑脂|脂肪抑制|stir|t2\s?fs|fs\s?t2)[^,;。折]{0,10}?(?:高信号|hyperintens\w{0,3}|high\ssignal)"
+        r"|(?:bone\s)?marrow\so?edema|(?:bone|osseous)\so?edema|bone\sbruis\w{0,3}|bone\scontusion",
+        _HitSpec(_OEDEMA, breaker=True),
+    ),
+    (
+        r"新鲜|新发|亚急性|急性|\bacute\b|\bsubacute\b|\bhyperacute\b|\brecent\b|\bfresh\b|\bnew\b|\bnewly\b",
+        _HitSpec(_ACUITY, "new"),
+    ),
+    (
+        r"陈旧性?|慢性|已愈合|愈合|\bchronic\b|\bhealed\b|\bremote\b|\blong-?standing\b"
+        r"|(?<!year-)(?<!year\s)(?<!years\s)(?<!years-)(?<!yr\s)\bold\b",
+        _HitSpec(_ACUITY, "old"),
+    ),
+    # FX-5 trauma.
+    (
+        r"无明显诱因|无明确诱因|无诱因|无明显外伤史?|无明确外伤史?|无外伤史?|否认外伤史?|自发性?"
+        r"|\ba-?traumatic\b|\bnon-?traumatic\b|\bspontaneous(?:ly)?\b"
+        r"|\bno\s(?:known\s)?(?:history\sof\s)?(?:trauma|injury|fall)\b"
+        r"|\bwithout\s(?:a\s)?(?:history\sof\s)?(?:trauma|injury)\b",
+        _HitSpec(_TRAUMA, "none", breaker=True, immune=True),
+    ),
+    (
+        r"车祸|交通事故|交通伤|撞车|高处坠落|高空坠落|坠楼|坠落|高处|高空|砸伤|重物砸|挤压伤|撞击伤"
+        r"|motor\svehicle|\bmv[ac]\b|road\straffic|traffic\s(?:accident|collision)|car\s(?:accident|crash)"
+        r"|high[\s-]energy|high[\s-]impact|(?:fall|fell)\s(?:from|off)\s(?:a\s|the\s)?"
+        r"(?:height|ladder|roof|scaffold\w{0,3}|building|tree|horse)|pedestrian|crush\sinjur\w{0,3}",
+        _HitSpec(_TRAUMA, "high-energy", breaker=True),
+    ),
+    (
+        r"坠床|摔倒|跌倒|摔伤|跌伤|滑倒|绊倒|平地摔|轻微外伤|轻度外伤|轻微损伤|扭伤|弯腰|提重物"
+        r"|fall\sfrom\sstanding|standing\sheight|ground[\s-]level\s?fall|fall\sat\sground\slevel"
+        r"|low[\s-]energy|low[\s-]impact|minor\s(?:trauma|injury|fall)|mechanical\sfall|simple\sfall"
+        r"|\bslip(?:ped)?\b|\btrip(?:ped)?\b|\bfell\b|\bfall\b",
+        _HitSpec(_TRAUMA, "minor", breaker=True),
+    ),
+    (
+        r"外伤|创伤|受伤|\btrauma\b|\btraumatic\b|\binjur(?:y|ies|ed)\b",
+        _HitSpec(_TRAUMA, "generic", breaker=True),
+    ),
+    # Non-fracture findings (REC-BMD, REC-QCT, DX-8).
+    (
+        r"骨质疏松(?!性?\s?(?:椎体)?(?:压缩|楔形|爆裂)?性?骨折)|骨质密度(?:减低|降低|下降)"
+        r"|骨密度(?:减低|降低|下降)|骨量(?:减少|减低|降低|低下)|低骨量|骨质稀疏|骨小梁稀疏|骨质减少"
+        r"|osteopeni\w{0,2}|osteoporo(?:sis|tic)(?!\s(?:compression\s|insufficiency\s|vertebral\s|wedge\s)?"
+        r"(?:fractur|deformit))"
+        r"|(?:decreased|reduced|low|diminished)\sbone\s(?:mineral\s)?(?:density|mass|mineralization)"
+        r"|demineraliz\w{0,5}|demineralis\w{0,5}|bone\sloss",
+        _HitSpec(_FINDING, FINDING_BONE_LOSS, breaker=True),
+    ),
+    (r"侧弯|侧凸|scolio\w{0,4}", _HitSpec(_FINDING, FINDING_SCOLIOSIS, breaker=True)),
+    (
+        r"退行性变|退行性改变|退变|骨质增生|骨赘|椎间盘变性|椎间隙变窄|唇样变|骨桥"
+        r"|弥漫性特发性骨肥厚|弥漫性特发性骨质增生"
+        r"|spondylos[ie]s|degenerat\w{0,6}|osteophyt\w{0,3}|\bdish\b"
+        r"|diffuse\sidiopathic\sskeletal\shyperostosis|hyperostosis|disc\sspace\snarrowing",
+        _HitSpec(_FINDING, FINDING_SPINE_DEGENERATION, breaker=True),
+    ),
+    (
+        r"主动脉[^,;。折]{0,10}?钙化|aort(?:a|ic)\b[^,;.]{0,40}?calcif\w{0,6}"
+        r"|calcif\w{0,8}\s(?:of\s)?(?:the\s)?(?:abdominal\s)?aort(?:a|ic)",
+        _HitSpec(_FINDING, FINDING_AORTIC_CALCIFICATION, breaker=True),
+    ),
+    (
+        r"浓聚|摄取增高|摄取增加|摄取增强|\buptake\b|(?:radio)?tracer\saccumulation",
+        _HitSpec(_FINDING, FINDING_LINEAR_UPTAKE_BAND, breaker=True),
+    ),
+    # Words that stop "no" reaching a fracture: "no interval change in the L1 fracture".
+    (
+        r"变化|进展|加重|好转|\bchange[sd]?\b|\binterval\b|\bprogress\w{0,5}|\bworsen\w{0,3}"
+        r"|\bincrease[sd]?\b|retropuls\w{0,4}|后凸|椎管狭窄|突入椎管",
+        _HitSpec(_BREAKER, breaker=True),
+    ),
+)
+
+_HIT_RE: Final = re.compile("|".join(f"(?P<h{i}>{p})" for i, (p, _) in enumerate(_HIT_TABLE)))
+_HIT_SPECS: Final = {f"h{i}": spec for i, (_, spec) in enumerate(_HIT_TABLE)}
+
+# DX-8: the uptake must be described as a line or band in the same clause.
+_BAND_SHAPE_RE: Final = re.compile(r"线状|带状|条带|条状|横带|线样|带样|条形|\blinear\b|\bband")
+
+# FX-6 cues. Uncertain phrases that contain a negation ("不除外", "cannot be excluded") come first.
+_NEG: Final = "neg"
+_UNC: Final = "unc"
+_PRE: Final = "pre"
+_POST: Final = "post"
+_BOTH: Final = "both"
+
+_CUE_TABLE: Final[tuple[tuple[str, str, str], ...]] = (
+    (r"可能性(?:小|不大|较小|很小)|\bunlikely\b|\bless\slikely\b", _NEG, _POST),
+    (
+        r"不除外|不能除外|不可除外|难以除外|无法除外|未能除外|不排除|不能排除|不可排除|难以排除|无法排除"
+        r"|待排除|待除外|待排|待查|待定|可能性大|可能|可疑|疑似|怀疑|疑|似见|似有|倾向|不确定|不肯定"
+        r"|\bcannot\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
+        r"|\bcan\snot\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
+        r"|\bcan't\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
+        r"|\bnot\s(?:be\s)?(?:excluded|ruled\sout)\b"
+        r"|\bpossibl[ey]\b|\bprobabl[ey]\b|\blikely\b|\bsuspicious\b|\bsuspect(?:ed|s)?\b"
+        r"|\bsuggestive\sof\b|\bsuggest(?:s|ing)?\b|\bquestionabl[ey]\b|\bequivocal\b|\bindeterminate\b"
+        r"|\bmay\s(?:represent|be|reflect|indicate)\b|\bmight\b|\bcould\s(?:represent|be|reflect)\b"
+        r"|\bconcerning\sfor\b|\bworrisome\sfor\b|\bconcern\sfor\b|\brule\sout\b|\br/o\b|\buncertain\b"
+        r"|\bversus\b|\bvs\b|\?",
+        _UNC,
+        _BOTH,
+    ),
+    (
+        r"\bnot\s(?:been\s)?(?:seen|identified|evident|demonstrated|present|visuali[sz]ed|noted|appreciated"
+        r"|detected|apparent|shown)\b|\bruled\sout\b|\bexcluded\b|不明显|不显著|阴性|\(-\)|\bnegative\b(?!\sfor)",
+        _NEG,
+        _POST,
+    ),
+    (r"\babsent\b|\babsence\sof\b", _NEG, _BOTH),
+    (
+        r"未见|未发现|未显示|未示|未及|未探及|未伴|不伴|没有|否认|可除外|已除外|排除|无"
+        r"|\bno\b|\bnot\b|\bwithout\b|\bnegative\sfor\b|\bfree\sof\b|\bnor\b|\bdenies\b|\bdenied\b",
+        _NEG,
+        _PRE,
+    ),
+)
+
+_CUE_RE: Final = re.compile("|".join(f"(?P<c{i}>{p})" for i, (p, _, _) in enumerate(_CUE_TABLE)))
+_CUE_SPECS: Final = {f"c{i}": (kind, direction) for i, (_, kind, direction) in enumerate(_CUE_TABLE)}
+
+_CONJUNCTION_RE: Final = re.compile(r"及|和|与|或|、|/|\band\b|\bor\b|\bnor\b|,")
+
+# FX-3 Genant / compression grade.
+_GRADE_NUMERAL: Final = {
+    "0": 0,
+    "零": 0,
+    "1": 1,
+    "i": 1,
+    "一": 1,
+    "2": 2,
+    "ii": 2,
+    "二": 2,
+    "3": 3,
+    "iii": 3,
+    "三": 3,
+}
+_SEVERITY_GRADE: Final = {"轻度": 1, "中度": 2, "重度": 3, "mild": 1, "moderate": 2, "severe": 3}
+_NUMERAL: Final = r"(?:[0-3]|iii|ii|i|[零一二三])"
+_GRADE_RE: Final = re.compile(
+    rf"genant[^,;。0-9]{{0,24}}?(?<![a-z])(?P<g1>{_NUMERAL})(?![0-9a-z])"
+    rf"|(?<![0-9a-z.])(?P<g2>{_NUMERAL})\s?(?:度|级)\s?(?:楔形|压缩|变扁|骨折)"
+    rf"|(?:压缩|楔形变?|变扁|骨折)[^,;。0-9]{{0,6}}?(?<![0-9a-z.])(?P<g3>{_NUMERAL})\s?(?:度|级)"
+    r"|(?P<g4>轻度|中度|重度)[^,;。]{0,2}?(?:楔形|压缩|变扁)"
+    r"|\b(?P<g5>mild|moderate|severe)(?:ly)?\s(?:[ctl]\d{1,2}\s)?(?:anterior\s|central\s)?"
+    r"(?:wedge|wedging|compression|height\sloss|loss\sof\s(?:vertebral\s)?height|compressed|biconcav)"
+    rf"|\bgrade\s?(?P<g6>[1-3]|iii|ii|i)(?![0-9a-z])"
+)
+_LISTHESIS_RE: Final = re.compile(r"listhesis|滑脱|meyerding")
+
+# Sites. Posterior elements and subtrochanteric fractures are "other"; specific sites come before the
+# generic bone names ("桡骨远端" before "桡骨").
+_POSTERIOR: Final = "posterior"
+_SITE_TABLE: Final[tuple[tuple[str, str], ...]] = (
+    (
+        r"横突|棘突|椎板|关节突|附件|\btransverse\sprocess\w{0,2}|\bspinous\sprocess\w{0,2}|\blaminae?\b"
+        r"|\bfacets?\b|\bpars\b",
+        _POSTERIOR,
+    ),
+    (r"粗隆下|转子下|subtrochanteric|腕舟骨|舟骨|scaphoid", SITE_OTHER),
+    (
+        r"髋部|髋关节|股骨颈|股骨粗隆|粗隆间|转子间|股骨转子|股骨近端|股骨上端|股骨头下"
+        r"|\bhips?\b|femoral\sneck|neck\sof\s(?:the\s)?(?:left\s|right\s)?femur|intertrochanteric"
+        r"|pertrochanteric|trochanter\w{0,3}|subcapital|proximal\s(?:left\s|right\s)?femo?r\w{0,2}|basicervical",
+        SITE_HIP,
+    ),
+    (
+        r"桡骨远端|桡骨下端|桡骨远侧|桡骨茎突|colles|科雷氏?|柯莱斯|克雷氏|smith|史密斯|腕部|腕关节"
+        r"|distal\s(?:left\s|right\s)?radi(?:us|al)|radial\sstyloid|\bwrists?\b",
+        SITE_DISTAL_RADIUS,
+    ),
+    (
+        r"肱骨近端|肱骨上端|肱骨外科颈|肱骨解剖颈|肱骨头|肱骨大结节|肱骨小结节"
+        r"|proximal\s(?:left\s|right\s)?humer(?:us|al)|humeral\s(?:head|neck)|surgical\sneck"
+        r"|greater\stuberosity",
+        SITE_PROXIMAL_HUMERUS,
+    ),
+    (r"肋|\bribs?\b", SITE_RIB),
+    (
+        r"骨盆|耻骨|坐骨|骶骨|骶椎|骶|髂骨|髋臼|pelvi[sc]|pubi[sc]|\brami?\b|\bramus\b|sacr(?:um|al)"
+        r"|\bilium\b|\biliac\b|ischi(?:um|al)|acetabul\w{0,3}",
+        SITE_PELVIS,
+    ),
+    (
+        r"椎|脊柱|vertebra\w{0,3}|\bspine\b|\bspinal\b|\bthoracic\b|\blumbar\b|thoracolumbar|\bcervical\b",
+        SITE_VERTEBRA,
+    ),
+    (
+        r"锁骨|股骨|胫骨|腓骨|踝|跟骨|距骨|髌骨|尺骨|桡骨|肱骨|肩胛|掌骨|指骨|趾骨|跖骨|胸骨|鼻骨|颅骨|颌骨"
+        r"|眼眶"
+        r"|clavic\w{0,3}|scapul\w{0,3}|\bfemur\b|\bfemoral\b|tibi\w{0,2}|fibul\w{0,2}|ankle|malleol\w{0,3}"
+        r"|calcane\w{0,2}|talus|patell\w{0,2}|\bulna\w{0,1}\b|\bradius\b|\bradial\b|humer\w{0,3}"
+        r"|metacarp\w{0,3}|metatars\w{0,3}|phalan\w{0,3}|stern\w{0,3}|\bskull\b|mandib\w{0,3}|orbit\w{0,3}",
+        SITE_OTHER,
+    ),
+)
+_SITE_RE: Final = re.compile("|".join(f"(?P<s{i}>{p})" for i, (p, _) in enumerate(_SITE_TABLE)))
+_SITE_NAMES: Final = {f"s{i}": site for i, (_, site) in enumerate(_SITE_TABLE)}
+# "腰椎MRI", "lumbar spine radiograph", "Hip X-ray": the study, not the place of a finding.
+_MODALITY_AFTER_RE: Final = re.compile(
+    r"\s?(?:(?:spine|vertebrae|椎)\s?)?(?:正侧位|正位|侧位|平片|片|x线|mri|ct\b|dr\b|磁共振|扫描|平扫"
+    r"|x-ray|xray|radiograph\w{0,3}|films?\b|views?\b|series\b|mr\b|检查)"
+)
+
+# Lesions elsewhere ("肝转移", "乳腺癌病史") are not at the fracture (FX-8).
+_ORGAN_RE: Final = re.compile(
+    r"肝|肺|脑|肾|乳腺|甲状腺|胰|胃|肠|前列腺|膀胱|卵巢|子宫|淋巴结|病史|既往"
+    r"|liver|hepat|\blungs?\b|pulmonar|brain|kidney|renal|breast|thyroid|pancrea|gastric|stomach|colon"
+    r"|rectal|prostat|bladder|ovar|uter|lymph\snode|adrenal|history"
+)
+# "膝关节退行性变" is not spinal degeneration (REC-QCT).
+_JOINT_RE: Final = re.compile(
+    r"膝|肩|肘|踝|腕|髋|指间|手|足|knee|shoulder|elbow|ankle|wrist|\bhips?\b|\bhands?\b|\bfoot\b|\bfeet\b"
+    r"|finger|\btoes?\b"
+)
+_BONE_RE: Final = re.compile(r"骨|椎|\bbones?\b|osseous|osteo|vertebr|spine|spinal|skelet")
+_ABOUT_OTHERS_RE: Final = re.compile(
+    r"余|其他|其它|\bother\b|\bremaining\b|\belsewhere\b|\brest\b|\badditional\b"
+)
+
+# Vertebral levels: T12, L1, 胸12, 腰1, 第1腰椎, lists and ranges (L1-3, T12-L2, 第1、2腰椎).
+_CN_NUMBER: Final = {
+    "一": 1,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+    "十一": 11,
+    "十二": 12,
+}
+_LEVEL_PREFIX: Final = {"c": "C", "t": "T", "l": "L", "颈": "C", "胸": "T", "腰": "L"}
+_SPINE_ORDER: Final = (
+    tuple(f"C{i}" for i in range(1, 8))
+    + tuple(f"T{i}" for i in range(1, 13))
+    + tuple(f"L{i}" for i in range(1, 6))
+)
+_SPINE_INDEX: Final = {name: i for i, name in enumerate(_SPINE_ORDER)}
+_NUM: Final = r"(?:\d{1,2}|[一二三四五六七八九十]{1,3})"
+_LEVEL_START_RE: Final = re.compile(
+    r"(?<![a-z0-9])(?P<lp>[ctl])\s?(?P<ln>\d{1,2})(?![0-9a-z])"
+    rf"|(?P<cp>胸|腰|颈)\s?(?P<cn>{_NUM})(?![0-9])"
+    rf"|第\s?(?P<dl>{_NUM}(?:\s?(?:-|~|–|—|至|到|、|,|及|和)\s?{_NUM}){{0,12}})\s?(?P<dp>胸|腰|颈)椎"
+)
+_LEVEL_CONT_RE: Final = re.compile(
+    r"(?:\s?(?P<sep>-|~|–|—|至|到|、|,|及|和|与|&)\s?|\s(?P<wsep>to|and|through)\s)(?:第\s?)?"
+    rf"(?:(?P<lp>[ctl])\s?(?P<ln>\d{{1,2}})|(?P<cp>胸|腰|颈)\s?(?P<cn>{_NUM})|(?P<bn>{_NUM}))"
+    r"(?:\s?(?P<tp>胸|腰|颈)椎)?(?![0-9a-z])(?!\s?(?:度|级|%|mm|cm|°|岁|个|处|次|天|年|月|周))"
+)
+_RANGE_SEPARATORS: Final = frozenset({"-", "~", "–", "—", "至", "到", "to", "through"})
+_DI_LIST_ITEM_RE: Final = re.compile(rf"(?P<n>{_NUM})|(?P<sep>-|~|–|—|至|到)")
+# "T1WI", "T2 FS", "T2高信号": MRI sequences, not the first thoracic vertebrae.
+_SEQUENCE_AFTER_RE: Final = re.compile(
+    r"\s?[-/]?\s?(?:wi|weight|加权|信号|像|flair|fs|stir|压脂|抑脂|高|低|等|hyper|hypo|iso|map|star|\*"
+    r"|序列|sequence|signal|image|fse|tse|se\b|t[12]\b)"
+)
+
+# Sentence and clause delimiters (after NFKC: ，→, ；→; ：→: ！→! ？→?).
+# "伴" / "with" also open a clause, so "L1椎体压缩骨折伴T12转移瘤" keeps the T12 lesion apart.
+_DELIMITER_RE: Final = re.compile(
+    r"[。;!?\n\r.,:]|(?<=[\u2e80-\u9fff])[ \t\u3000]+(?=[\u2e80-\u9fff])|(?<![不未])伴有?|\bwith\b"
+)
+_SENTENCE_ABBREVIATIONS: Final = frozenset({"e.g", "i.e", "vs", "approx", "cf", "fig"})
+_LEVEL_BEFORE_COMMA_RE: Final = re.compile(r"(?<![a-z0-9])(?:[ctl]|胸|腰|颈)\s?\d{1,2}\s?$")
+_LEVEL_AFTER_COMMA_RE: Final = re.compile(
+    r"\s?(?:(?:[ctl]|胸|腰|颈)\s?\d|\d{1,2}(?![0-9])(?!\s?(?:度|级|%|mm|cm|°)))"
+)
+
+_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+# --------------------------------------------------------------------------------------------------
+# Internal structures
+
+
+@dataclass(eq=False)
+class _Hit:
+    spec: _HitSpec
+    start: int
+    end: int
+    negated: bool = False
+    uncertain: bool = False
+
+
+@dataclass(eq=False)
+class _Clause:
+    sentence: int
+    start: int
+    end: int
+    question: bool  # ended by (or began after) a question mark: FX-6 uncertain
+    hits: list[_Hit] = field(default_factory=list)
+    grades: list[int] = field(default_factory=list)
+    bare_grades: list[int] = field(default_factory=list)  # "grade 2" with no fracture word in the clause
+    sites: list[str] = field(default_factory=list)  # in order of appearance, vertebra included for levels
+    levels: tuple[str, ...] = ()
+    about_others: bool = False
+
+    @property
+    def vertebral_context(self) -> bool:
+        return SITE_VERTEBRA in self.sites
+
+    @property
+    def triggers(self) -> list[_Hit]:
+        """Positive fracture statements: fracture words, ECF present, deformity at a vertebra."""
+        found: list[_Hit] = []
+        for h in self.hits:
+            if h.negated:
+                continue
+            fracture_word = h.spec.kind == _FRACTURE or (h.spec.kind == _ECF and h.spec.value == "present")
+            vertebral_deformity = h.spec.kind == _DEFORMITY and (h.spec.vertebral or self.vertebral_context)
+            if fracture_word or vertebral_deformity:
+                found.append(h)
+        return found
+
+    @property
+    def denies_fracture(self) -> bool:
+        return any(h.spec.kind == _FRACTURE and h.negated for h in self.hits)
+
+
+@dataclass(eq=False)
+class _Draft:
+    site: str
+    levels: list[str]
+    sentence: int
+    own: list[_Clause]
+    attached: list[_Clause] = field(default_factory=list)
+    quote_start: int = 0
+    quote_end: int = 0
+    last_trigger: _Clause | None = None
+
+    def add_levels(self, levels: Iterable[str]) -> None:
+        for level in levels:
+            if level not in self.levels:
+                self.levels.append(level)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+
+
+def read_report(text: str) -> ReportReading:
+    """Read one report conclusion; pure, linear in the (bounded) text length."""
+    truncated = len(text) > MAX_REPORT_CHARS
+    original = text[:MAX_REPORT_CHARS]
+    normalised, owners = _normalise(original)
+    if len(normalised) > MAX_NORMALISED_CHARS:
+        normalised = normalised[:MAX_NORMALISED_CHARS]
+        truncated = True
+    low = normalised.translate(_ASCII_LOWER)
+
+    clauses = _split_clauses(low)
+    for clause in clauses:
+        _read_clause(low, clause)
+
+    drafts, free = _build_drafts(clauses)
+    offsets = _OffsetMap(original, owners)
+    report = _ReportContext(clauses, free)
+    fractures = _merge_repeats([_resolve(d, report, low, offsets) for d in drafts[:MAX_FRACTURES]])
+    findings = _findings(clauses, low, offsets)
+    if len(drafts) > MAX_FRACTURES or len(findings) > MAX_FINDINGS:
+        truncated = True
+    return ReportReading(
+        fractures=tuple(fractures[:MAX_FRACTURES]),
+        findings=tuple(findings[:MAX_FINDINGS]),
+        truncated=truncated,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Normalisation with a map back to the input
+
+
+def _normalise(text: str) -> tuple[str, list[int] | None]:
+    """NFKC character by character, so each output character knows the input character it came from."""
+    if text.isascii():
+        return text, None
+    parts: list[str] = []
+    owners: list[int] = []
+    for i, ch in enumerate(text):
+        piece = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
+        parts.append(piece)
+        owners.extend([i] * len(piece))
+    return "".join(parts), owners
+
+
+class _OffsetMap:
+    def __init__(self, original: str, owners: list[int] | None) -> None:
+        self.original = original
+        self.owners = owners
+
+    def span(self, start: int, end: int) -> tuple[str, int, int]:
+        if self.owners is None:
+            return self.original[start:end], start, end
+        if end <= start:
+            at = self.owners[start] if start < len(self.owners) else len(self.original)
+            return "", at, at
+        s = self.owners[start]
+        e = self.owners[end - 1] + 1
+        return self.original[s:e], s, e
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentences and clauses
+
+
+def _split_clauses(low: str) -> list[_Clause]:
+    clauses: list[_Clause] = []
+    sentence = 0
+    start = 0
+    pending_question = False
+
+    def close(end: int, question: bool) -> None:
+        nonlocal pending_question
+        if low[start:end].strip():
+            clauses.append(_Clause(sentence, start, end, question or pending_question))
+            pending_question = False
+
+    for m in _DELIMITER_RE.finditer(low):
+        i = m.start()
+        ch = low[i]
+        nxt = low[i + 1] if i + 1 < len(low) else ""
+        if ch == "." and not _is_sentence_dot(low, i, nxt):
+            continue
+        if ch == "?" and nxt.isascii() and nxt.isalnum():
+            continue  # "?fracture": an in-clause cue
+        if (
+            ch == ","
+            and _LEVEL_BEFORE_COMMA_RE.search(low, max(0, i - 6), i)
+            and _LEVEL_AFTER_COMMA_RE.match(low, i + 1, min(len(low), i + 8))
+        ):
+            continue  # "L1, L2 and L3"
+        if ch == "?":
+            if low[start:i].strip():
+                close(i, True)
+            else:
+                pending_question = True
+        else:
+            close(i, False)
+        start = m.end()
+        if ch in "。;!?\n\r.":
+            sentence += 1
+    close(len(low), False)
+    return clauses
+
+
+def _is_sentence_dot(low: str, i: int, nxt: str) -> bool:
+    prev = low[i - 1] if i > 0 else ""
+    if prev.isdigit() and nxt.isdigit():
+        return False  # decimal number
+    if nxt and nxt.isascii() and not nxt.isspace():
+        return False  # "e.g", "1.L1"
+    token = low[max(0, i - 7) : i].split()
+    return not (token and token[-1] in _SENTENCE_ABBREVIATIONS)
+
+
+# --------------------------------------------------------------------------------------------------
+# One clause: keywords, cues, grades, sites, levels
+
+
+def _read_clause(low: str, clause: _Clause) -> None:
+    s, e = clause.start, clause.end
+    clause.hits = [
+        _Hit(_HIT_SPECS[m.lastgroup or ""], m.start(), m.end())
+        for m in _HIT_RE.finditer(low, s, e)
+        if _HIT_SPECS[m.lastgroup or ""].kind != _IGNORED
+    ]
+    _apply_cues(low, clause)
+    clause.levels = _read_levels(low, s, e)
+    clause.sites = _read_sites(low, s, e, bool(clause.levels))
+    clause.grades, clause.bare_grades = _read_grades(low, clause)
+    clause.about_others = _ABOUT_OTHERS_RE.search(low, s, e) is not None
+
+
+def _apply_cues(low: str, clause: _Clause) -> None:
+    """FX-6: mark each keyword negated or uncertain from the cues around it in its clause."""
+    pre: dict[str, list[tuple[int, int]]] = {_NEG: [], _UNC: []}
+    post: dict[str, list[tuple[int, int]]] = {_NEG: [], _UNC: []}
+    for m in _CUE_RE.finditer(low, clause.start, clause.end):
+        kind, direction = _CUE_SPECS[m.lastgroup or ""]
+        if direction in (_PRE, _BOTH):
+            pre[kind].append((m.start(), m.end()))
+        if direction in (_POST, _BOTH):
+            post[kind].append((m.start(), m.end()))
+    hits = clause.hits
+    for index, hit in enumerate(hits):
+        if hit.spec.immune:
+            continue
+        hit.negated = _cued(low, hits, index, pre[_NEG], post[_NEG])
+        hit.uncertain = clause.question or _cued(low, hits, index, pre[_UNC], post[_UNC])
+
+
+def _cued(
+    low: str,
+    hits: Sequence[_Hit],
+    index: int,
+    pre: Sequence[tuple[int, int]],
+    post: Sequence[tuple[int, int]],
+) -> bool:
+    hit = hits[index]
+    # A cue inside the keyword: "高度未见减低".
+    i = bisect_left(pre, (hit.start, -1))
+    if i < len(pre) and pre[i][1] <= hit.end and pre[i][0] < hit.end:
+        return True
+    j = bisect_left(post, (hit.start, -1))
+    if j < len(post) and post[j][1] <= hit.end and post[j][0] < hit.end:
+        return True
+    # Nearest cue before the keyword.
+    k = bisect_right(pre, (hit.start, hit.start)) - 1
+    while k >= 0 and pre[k][1] > hit.start:
+        k -= 1
+    if k >= 0:
+        cue_start, cue_end = pre[k]
+        if hit.start - cue_end <= PRE_CUE_WINDOW and not _blocked_before(low, hits, index, cue_end):
+            return True
+    # Nearest cue after the keyword.
+    k = bisect_left(post, (hit.end, -1))
+    if k < len(post):
+        cue_start, _ = post[k]
+        if cue_start - hit.end <= POST_CUE_WINDOW and not _blocked_after(low, hits, index, cue_start):
+            return True
+    return False
+
+
+def _blocked_before(low: str, hits: Sequence[_Hit], index: int, cue_end: int) -> bool:
+    target = hits[index]
+    group = _group(target)
+    # A breaker that ends between the cue and the keyword; it may start at the cue ("无外伤史").
+    for k in range(index - 1, max(-1, index - 33), -1):
+        h = hits[k]
+        if h.end <= cue_end:
+            break
+        if h.spec.breaker and _group(h) != group and h.end <= target.start:
+            return _CONJUNCTION_RE.search(low, h.end, target.start) is None
+    return False
+
+
+def _blocked_after(low: str, hits: Sequence[_Hit], index: int, cue_start: int) -> bool:
+    target = hits[index]
+    group = _group(target)
+    for k in range(index + 1, min(len(hits), index + 33)):
+        h = hits[k]
+        if h.start >= cue_start:
+            break
+        if h.spec.breaker and _group(h) != group and h.start >= target.end:
+            return _CONJUNCTION_RE.search(low, target.end, h.start) is None
+    return False
+
+
+def _group(hit: _Hit) -> str:
+    return "fracture" if hit.spec.kind in _FRACTURE_GROUP else hit.spec.kind
+
+
+def _read_grades(low: str, clause: _Clause) -> tuple[list[int], list[int]]:
+    """FX-3: Genant or compression grades stated in the clause; a bare "grade N" is kept apart."""
+    grades: list[int] = []
+    bare: list[int] = []
+    listhesis: bool | None = None
+    for m in _GRADE_RE.finditer(low, clause.start, clause.end):
+        for name in ("g1", "g2", "g3"):
+            value = m.group(name)
+            if value is not None:
+                grades.append(_GRADE_NUMERAL[value])
+        for name in ("g4", "g5"):
+            value = m.group(name)
+            if value is not None:
+                grades.append(_SEVERITY_GRADE[value])
+        value = m.group("g6")
+        if value is not None:
+            if listhesis is None:
+                listhesis = _LISTHESIS_RE.search(low, clause.start, clause.end) is not None
+            if not listhesis:  # Meyerding grades of spondylolisthesis are not Genant grades
+                bare.append(_GRADE_NUMERAL[value])
+    if bare and any(h.spec.kind in _FRACTURE_GROUP for h in clause.hits):
+        return grades + bare, []
+    return grades, bare
+
+
+def _read_sites(low: str, start: int, end: int, has_levels: bool) -> list[str]:
+    sites: list[str] = []
+    posterior = False
+    for m in _SITE_RE.finditer(low, start, end):
+        site = _SITE_NAMES[m.lastgroup or ""]
+        if site == _POSTERIOR:
+            posterior = True
+            site = SITE_OTHER
+        elif _MODALITY_AFTER_RE.match(low, m.end(), end):
+            continue  # the study's name, not the finding's place
+        if site not in sites:
+            sites.append(site)
+    if has_levels and SITE_VERTEBRA not in sites:
+        sites.insert(0, SITE_VERTEBRA)
+    if posterior and SITE_VERTEBRA in sites:
+        sites.remove(SITE_VERTEBRA)
+    return sites
+
+
+def _read_levels(low: str, start: int, end: int) -> tuple[str, ...]:
+    found: set[str] = set()
+    pos = start
+    while pos < end:
+        m = _LEVEL_START_RE.search(low, pos, end)
+        if m is None:
+            break
+        pos = m.end()
+        if m.group("dl") is not None:
+            prefix = _LEVEL_PREFIX[m.group("dp")]
+            previous = _read_di_list(m.group("dl"), prefix, found)
+        else:
+            raw_prefix = m.group("lp") or m.group("cp")
+            prefix = _LEVEL_PREFIX[raw_prefix]
+            number = _number(m.group("ln") or m.group("cn"))
+            if raw_prefix == "t" and number in (1, 2) and _is_mri_sequence(low, m.start(), m.end(), end):
+                continue
+            previous = _level(prefix, number)
+            if previous is not None:
+                found.add(previous)
+        # Lists and ranges after the first level: "L1-3", "T12-L2", "L1、2", "T12 to L2".
+        for _ in range(24):
+            c = _LEVEL_CONT_RE.match(low, pos, end)
+            if c is None:
+                break
+            pos = c.end()
+            separator = c.group("sep") or c.group("wsep")
+            raw = c.group("lp") or c.group("cp") or c.group("tp")
+            next_prefix = _LEVEL_PREFIX[raw] if raw else prefix
+            number = _number(c.group("ln") or c.group("cn") or c.group("bn"))
+            current = _level(next_prefix, number)
+            if current is None:
+                break
+            if separator in _RANGE_SEPARATORS and previous is not None:
+                if raw is None and _SPINE_INDEX[current] < _SPINE_INDEX[previous]:
+                    break  # "T12-2": not a range we can read
+                found.update(_expand(previous, current))
+            else:
+                found.add(current)
+            prefix, previous = next_prefix, current
+    return tuple(sorted(found, key=_SPINE_INDEX.__getitem__))
+
+
+def _read_di_list(inner: str, prefix: str, found: set[str]) -> str | None:
+    """第1、2腰椎 / 第11-12胸椎."""
+    previous: str | None = None
+    in_range = False
+    for item in _DI_LIST_ITEM_RE.finditer(inner):
+        if item.group("sep") is not None:
+            in_range = True
+            continue
+        current = _level(prefix, _number(item.group("n")))
+        if current is None:
+            continue
+        if in_range and previous is not None:
+            found.update(_expand(previous, current))
+        else:
+            found.add(current)
+        previous, in_range = current, False
+    return previous
+
+
+def _is_mri_sequence(low: str, start: int, end: int, clause_end: int) -> bool:
+    if start > 0 and low[start - 1] == "/":
+        return True
+    return _SEQUENCE_AFTER_RE.match(low, end, clause_end) is not None
+
+
+def _number(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    return _CN_NUMBER.get(raw)
+
+
+def _level(prefix: str, number: int | None) -> str | None:
+    if number is None:
+        return None
+    name = f"{prefix}{number}"
+    return name if name in _SPINE_INDEX else None
+
+
+def _expand(a: str, b: str) -> list[str]:
+    i, j = sorted((_SPINE_INDEX[a], _SPINE_INDEX[b]))
+    return list(_SPINE_ORDER[i : j + 1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Mentions: one per fracture statement, merged with the clauses that continue it
+
+
+def _build_drafts(clauses: Sequence[_Clause]) -> tuple[list[_Draft], list[_Clause]]:
+    drafts: list[_Draft] = []
+    free: list[_Clause] = []
+    by_sentence: dict[int, list[_Clause]] = {}
+    for clause in clauses:
+        by_sentence.setdefault(clause.sentence, []).append(clause)
+
+    for sentence, members in by_sentence.items():
+        in_sentence: list[_Draft] = []
+        last_by_site: dict[str, _Draft] = {}
+        attributes: list[_Clause] = []
+        context: _Clause | None = None
+        for clause in members:
+            if not clause.triggers:
+                attributes.append(clause)
+            elif len(drafts) <= MAX_FRACTURES:
+                _place_trigger(clause, sentence, context, in_sentence, last_by_site, drafts)
+            if clause.sites:
+                context = clause
+        starts = [d.quote_start for d in in_sentence]
+        for clause in attributes:
+            target = _attach_target(clause, in_sentence, starts)
+            if target is None:
+                free.append(clause)
+            else:
+                target.attached.append(clause)
+                if clause.levels and not target.levels and target.site == SITE_VERTEBRA:
+                    target.add_levels(clause.levels)
+    return drafts, free
+
+
+def _place_trigger(
+    clause: _Clause,
+    sentence: int,
+    context: _Clause | None,
+    in_sentence: list[_Draft],
+    last_by_site: dict[str, _Draft],
+    drafts: list[_Draft],
+) -> None:
+    sites = list(clause.sites)
+    levels = clause.levels
+    quote_start = clause.start
+    if not sites:
+        if in_sentence:
+            _merge(in_sentence[-1], clause, same_sentence=True)
+            return
+        if context is not None:
+            sites, levels = list(context.sites), context.levels
+            quote_start = context.start  # "右股骨颈可见透亮线，考虑骨折"
+        else:
+            default = SITE_VERTEBRA if any(h.spec.vertebral for h in clause.triggers) else None
+            if drafts and (default is None or drafts[-1].site == default):
+                # "L1 compression fracture. Possibly a pathological fracture.": the same fracture.
+                _merge(drafts[-1], clause, same_sentence=False)
+                return
+            sites = [default or SITE_OTHER]
+    for site in sites:
+        site_levels = levels if site == SITE_VERTEBRA else ()
+        last = last_by_site.get(site)
+        if last is not None and (not site_levels or not last.levels or set(site_levels) <= set(last.levels)):
+            _merge(last, clause, same_sentence=True)
+            last.add_levels(site_levels)
+            continue
+        draft = _Draft(
+            site=site,
+            levels=list(site_levels),
+            sentence=sentence,
+            own=[clause],
+            quote_start=quote_start,
+            quote_end=clause.end,
+            last_trigger=clause,
+        )
+        in_sentence.append(draft)
+        last_by_site[site] = draft
+        drafts.append(draft)
+
+
+def _merge(draft: _Draft, clause: _Clause, *, same_sentence: bool) -> None:
+    draft.own.append(clause)
+    if same_sentence:
+        draft.quote_end = max(draft.quote_end, clause.end)
+        draft.last_trigger = clause
+
+
+def _attach_target(clause: _Clause, in_sentence: Sequence[_Draft], starts: Sequence[int]) -> _Draft | None:
+    """The mention in the same sentence an attribute clause ("Genant 2度", "无骨髓水肿") speaks about."""
+    # Drafts are in text order; look at a bounded number on each side.
+    split = bisect_right(starts, clause.start)
+    for d in reversed(in_sentence[max(0, split - 16) : split]):
+        if _compatible(d, clause):
+            return d
+    for d in in_sentence[split : split + 16]:
+        if _compatible(d, clause):
+            return d
+    return None
+
+
+def _compatible(draft: _Draft, clause: _Clause) -> bool:
+    if clause.sites and draft.site not in clause.sites:
+        return False
+    return not (clause.levels and draft.levels and not set(clause.levels) & set(draft.levels))
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolving a mention's fields
+
+
+class _ReportContext:
+    """What a mention may borrow from the rest of the report, computed once (keeps resolving linear)."""
+
+    def __init__(self, clauses: Sequence[_Clause], free: Sequence[_Clause]) -> None:
+        self.by_level: dict[str, list[_Clause]] = {}
+        self.unlevelled: list[_Clause] = []
+        for clause in free:
+            if not set(clause.sites) <= {SITE_VERTEBRA}:
+                continue
+            if clause.levels:
+                for level in clause.levels:
+                    bucket = self.by_level.setdefault(level, [])
+                    if len(bucket) < MAX_CLAUSES_PER_LEVEL:
+                        bucket.append(clause)
+            elif len(self.unlevelled) < MAX_FREE_CLAUSES:
+                self.unlevelled.append(clause)
+        by_sentence: dict[int, list[_Clause]] = {}
+        for clause in clauses:
+            by_sentence.setdefault(clause.sentence, []).append(clause)
+        self.sentence_trauma = {n: _trauma(members) for n, members in by_sentence.items()}
+        self.report_trauma = _trauma(clauses)
+
+    def at_levels(self, levels: Iterable[str]) -> list[_Clause]:
+        found: list[_Clause] = []
+        seen: set[int] = set()
+        for level in levels:
+            for clause in self.by_level.get(level, ()):
+                if id(clause) not in seen:
+                    seen.add(id(clause))
+                    found.append(clause)
+        return found
+
+
+def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMap) -> FractureMention:
+    vertebra = draft.site == SITE_VERTEBRA
+    near = draft.own + draft.attached
+    elsewhere = report.at_levels(draft.levels) if vertebra else []
+
+    genant: int | None = None
+    ecf = "not-stated"
+    if vertebra:
+        genant = _max_grade(near, with_bare=True)
+        if genant is None:
+            genant = _max_grade(elsewhere)
+        ecf = _ecf(near)
+        if ecf == "not-stated":
+            ecf = _ecf(elsewhere)
+
+    acuity = _acuity(near)
+    if acuity == "unknown":
+        acuity = _acuity(elsewhere)
+    if acuity == "unknown" and vertebra:
+        acuity = _acuity(report.unlevelled)
+
+    own_ids = {id(c) for c in draft.own}
+    pathological = (
+        _pathological(near, low, own_ids)
+        or _pathological(elsewhere, low, own_ids)
+        or _pathological(report.unlevelled, low, own_ids)
+    )
+
+    trauma = report.sentence_trauma.get(draft.sentence, "not-stated")
+    if trauma == "not-stated":
+        trauma = report.report_trauma
+
+    fracture_words = [h for c in draft.own for h in c.triggers if h.spec.kind in (_FRACTURE, _ECF)]
+    deformity_words = [h for c in draft.own for h in c.triggers if h.spec.kind == _DEFORMITY]
+    stated = fracture_words or deformity_words
+    certain = any(not h.uncertain for h in stated)
+
+    deformity_only = False
+    if vertebra and not fracture_words:
+        denied = any(c.denies_fracture and not c.about_others for c in near)
+        graded = genant is not None and genant >= 1
+        deformity_only = not (graded and ecf != "absent" and not denied)
+
+    quote, start, end = _quote(draft, low, offsets)
+    return FractureMention(
+        site=draft.site,
+        vertebrae=tuple(sorted(draft.levels, key=_SPINE_INDEX.__getitem__)) if vertebra else (),
+        certain=certain,
+        genant_grade=genant,
+        ecf=ecf,
+        deformity_only=deformity_only,
+        trauma=trauma,
+        pathological=pathological,
+        acuity=acuity,
+        quote=quote,
+        start=start,
+        end=end,
+    )
+
+
+def _merge_repeats(mentions: Sequence[FractureMention]) -> list[FractureMention]:
+    """Findings and impression usually state the same vertebral fracture twice: one mention per levels.
+
+    Only vertebra mentions with the same (non-empty) levels are merged, so counts of vertebral
+    fractures (FX-4 "multiple") are not inflated; the quote is the strongest statement.
+    """
+    merged: list[FractureMention] = []
+    index: dict[tuple[str, ...], int] = {}
+    for mention in mentions:
+        key = mention.vertebrae
+        if mention.site != SITE_VERTEBRA or not key or key not in index:
+            if mention.site == SITE_VERTEBRA and key:
+                index[key] = len(merged)
+            merged.append(mention)
+            continue
+        first = merged[index[key]]
+
+        def strength(m: FractureMention) -> tuple[bool, bool]:
+            return (not m.deformity_only, m.certain)
+
+        strongest = mention if strength(mention) > strength(first) else first
+        grades = [g for g in (first.genant_grade, mention.genant_grade) if g is not None]
+        acuities = {first.acuity, mention.acuity} - {"unknown"}
+        merged[index[key]] = replace(
+            strongest,
+            certain=first.certain or mention.certain,
+            genant_grade=max(grades) if grades else None,
+            ecf=max(first.ecf, mention.ecf, key=_ECF_RANK.__getitem__),
+            deformity_only=first.deformity_only and mention.deformity_only,
+            trauma=max(first.trauma, mention.trauma, key=lambda t: _TRAUMA_RANK.get(t, 0)),
+            pathological=first.pathological or mention.pathological,
+            acuity=acuities.pop() if len(acuities) == 1 else "unknown",
+        )
+    return merged
+
+
+def _max_grade(clauses: Iterable[_Clause], *, with_bare: bool = False) -> int | None:
+    grades = [g for c in clauses for g in c.grades]
+    if with_bare:
+        grades += [g for c in clauses for g in c.bare_grades]
+    return max(grades) if grades else None
+
+
+def _ecf(clauses: Iterable[_Clause]) -> str:
+    """FX-4: present wins over absent; absent is a negated ECF or an intact endplate/cortex."""
+    absent = False
+    for c in clauses:
+        for h in c.hits:
+            if h.spec.kind != _ECF:
+                continue
+            if h.spec.value == "present" and not h.negated:
+                return "present"
+            absent = True
+    return "absent" if absent else "not-stated"
+
+
+def _acuity(clauses: Iterable[_Clause]) -> str:
+    """FX-7: marrow oedema first, then the words new/old."""
+    oedema_present = oedema_absent = new = old = False
+    for c in clauses:
+        for h in c.hits:
+            if h.spec.kind == _OEDEMA:
+                if h.negated:
+                    oedema_absent = True
+                else:
+                    oedema_present = True
+            elif h.spec.kind == _ACUITY:
+                if h.spec.value == "new":
+                    if h.negated:
+                        old = True  # "not acute"
+                    else:
+                        new = True
+                elif not h.negated:
+                    old = True
+    if oedema_present:
+        return "new"
+    if oedema_absent:
+        return "old"
+    if new != old:
+        return "new" if new else "old"
+    return "unknown"
+
+
+def _pathological(clauses: Iterable[_Clause], low: str, own_ids: set[int]) -> bool:
+    """FX-8: a lesion named at the fracture (not in another organ, not negated)."""
+    for c in clauses:
+        for h in c.hits:
+            if h.spec.kind == _FRACTURE and h.spec.value == "pathological" and not h.negated:
+                return True
+        lesions = [h for h in c.hits if h.spec.kind == _LESION and not h.negated]
+        if not lesions:
+            continue
+        if (
+            id(c) not in own_ids
+            and _ORGAN_RE.search(low, c.start, c.end)
+            and not (c.levels or _BONE_RE.search(low, c.start, c.end))
+        ):
+            continue
+        return True
+    return False
+
+
+def _trauma(clauses: Iterable[_Clause]) -> str:
+    """FX-5: the most energetic mechanism stated; a denied trauma is "none"."""
+    best = 0
+    for c in clauses:
+        for h in c.hits:
+            if h.spec.kind != _TRAUMA:
+                continue
+            value = h.spec.value
+            if h.spec.immune or h.negated:
+                value = "none"
+            elif value == "generic":
+                continue
+            best = max(best, _TRAUMA_RANK[value])
+    for name, rank in _TRAUMA_RANK.items():
+        if rank == best:
+            return name
+    return "not-stated"
+
+
+# --------------------------------------------------------------------------------------------------
+# Quotes and non-fracture findings
+
+
+def _trimmed(low: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and low[start].isspace():
+        start += 1
+    while end > start and low[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _bounded(low: str, start: int, end: int, focus: int) -> tuple[int, int]:
+    start, end = _trimmed(low, start, end)
+    if end - start <= MAX_QUOTE_CHARS:
+        return start, end
+    half = MAX_QUOTE_CHARS // 2
+    s = max(start, focus - half)
+    return _trimmed(low, s, min(end, s + MAX_QUOTE_CHARS))
+
+
+def _quote(draft: _Draft, low: str, offsets: _OffsetMap) -> tuple[str, int, int]:
+    start, end = _trimmed(low, draft.quote_start, draft.quote_end)
+    if end - start > MAX_QUOTE_CHARS:
+        clause = draft.last_trigger or draft.own[0]
+        triggers = clause.triggers
+        focus = triggers[0].start if triggers else clause.start
+        start, end = _bounded(low, clause.start, clause.end, focus)
+    return offsets.span(start, end)
+
+
+def _findings(clauses: Sequence[_Clause], low: str, offsets: _OffsetMap) -> list[TextFinding]:
+    findings: list[TextFinding] = []
+    for clause in clauses:
+        seen: set[str] = set()
+        for h in clause.hits:
+            kind = h.spec.value
+            if h.spec.kind != _FINDING or h.negated or kind in seen:
+                continue
+            if kind == FINDING_LINEAR_UPTAKE_BAND and not _BAND_SHAPE_RE.search(
+                low, clause.start, clause.end
+            ):
+                continue  # DX-8 needs a line or band, not any uptake
+            if (
+                kind == FINDING_SPINE_DEGENERATION
+                and SITE_VERTEBRA not in clause.sites
+                and (clause.sites or _JOINT_RE.search(low, clause.start, clause.end))
+            ):
+                continue  # "膝关节退行性变": not the spine
+            seen.add(kind)
+            start, end = _bounded(low, clause.start, clause.end, h.start)
+            quote, s, e = offsets.span(start, end)
+            findings.append(TextFinding(kind=kind, quote=quote, start=s, end=e))
+            if len(findings) > MAX_FINDINGS:
+                return findings
+    return findings
