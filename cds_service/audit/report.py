@@ -1,0 +1,171 @@
+"""`osteo-cds feedback-report`: issued, accepted and overridden cards per topic code, as a table or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import zoneinfo
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import NoReturn, TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
+
+PROG = "osteo-cds feedback-report"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CSV_HEADER = (
+    "topic_code",
+    "issued",
+    "accepted",
+    "overridden",
+    "acceptance_rate",
+    "override_rate",
+    "top_override_reasons",
+)
+TABLE_HEADER = (
+    "topic",
+    "issued",
+    "accepted",
+    "overridden",
+    "accepted %",
+    "overridden %",
+    "top override reasons",
+)
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def feedback_report_main(
+    argv: list[str] | None,
+    settings_database_url: str,
+    *,
+    tz: str = "UTC",
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the command; 0 on success, 2 on bad arguments, 1 when the store cannot be read.
+
+    Dates are whole days in `tz`; --until is inclusive. A card counts in the period it was issued in,
+    with the latest feedback it received (at any time).
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = _Parser(prog=PROG, description="Card acceptance and override counts per topic code.")
+    parser.add_argument("--since", metavar="YYYY-MM-DD", help="first day (cards issued on or after)")
+    parser.add_argument("--until", metavar="YYYY-MM-DD", help="last day, inclusive")
+    parser.add_argument("--format", choices=("table", "csv"), default="table")
+    zone = zoneinfo.ZoneInfo(tz)
+    try:
+        args = parser.parse_args(argv)
+        since = _day(args.since, "--since")
+        until = _day(args.until, "--until")
+        if since and until and since > until:
+            raise _UsageError("--since must not be after --until")
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return 2
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+
+    start = datetime.combine(since, time(), zone) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), zone) if until else None
+    try:
+        store = AuditStore.from_url(settings_database_url)
+        try:
+            rows = store.report(start, end)
+        finally:
+            store.dispose()
+    except SQLAlchemyError as exc:
+        print(f"{PROG}: error: cannot read the audit store ({type(exc).__name__})", file=err)
+        return 1
+
+    if args.format == "csv":
+        write_csv(rows, out)
+    else:
+        period = f"{since or 'the first record'} to {until or 'today'} ({tz})"
+        print(f"Cards issued from {period}, each counted by the latest feedback on it", file=out)
+        write_table(rows, out)
+    return 0
+
+
+def write_csv(rows: Sequence[ReportRow], out: TextIO) -> None:
+    """One line per topic code and a total line; rates as fractions (4 decimals), empty when none issued."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for row in [*rows, total_row(rows)]:
+        writer.writerow(
+            (
+                row.topic_code,
+                row.issued,
+                row.accepted,
+                row.overridden,
+                _fraction(row.acceptance_rate),
+                _fraction(row.override_rate),
+                _reasons(row.top_override_reasons),
+            )
+        )
+
+
+def write_table(rows: Sequence[ReportRow], out: TextIO) -> None:
+    """An aligned text table: names left-aligned, numbers right-aligned, a total row under a rule."""
+    cells = [
+        (
+            row.topic_code,
+            str(row.issued),
+            str(row.accepted),
+            str(row.overridden),
+            _percent(row.acceptance_rate),
+            _percent(row.override_rate),
+            _reasons(row.top_override_reasons),
+        )
+        for row in [*rows, total_row(rows)]
+    ]
+    widths = [max(len(line[i]) for line in [TABLE_HEADER, *cells]) for i in range(len(TABLE_HEADER))]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            value.ljust(width) if i in (0, len(values) - 1) else value.rjust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    print(line(TABLE_HEADER), file=out)
+    for values in cells[:-1]:
+        print(line(values), file=out)
+    print("-" * len(line(TABLE_HEADER)), file=out)
+    print(line(cells[-1]), file=out)
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    # date.fromisoformat alone would also take 20240101 or 2024-W01-1.
+    if not _ISO_DATE.match(text):
+        raise _UsageError(f"{option} must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise _UsageError(f"{option} is not a valid date") from exc
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _fraction(rate: float | None) -> str:
+    return "" if rate is None else f"{rate:.4f}"
+
+
+def _reasons(reasons: Sequence[OverrideReasonCount]) -> str:
+    return "; ".join(f"{reason.code} ({reason.count})" for reason in reasons)

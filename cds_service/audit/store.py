@@ -1,0 +1,418 @@
+"""The audit store: cards issued and feedback received, in SQLite or PostgreSQL, without clinical content."""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    Insert,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from cds_service.audit.feedback import (
+    MAX_ACCEPTED_SUGGESTIONS,
+    MAX_CODE_LENGTH,
+    MAX_SUGGESTION_ID_LENGTH,
+    MAX_SYSTEM_LENGTH,
+    FeedbackItem,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+TOP_OVERRIDE_REASONS = 3
+MAX_HOOK_INSTANCE_LENGTH = 128
+MAX_SERVICE_ID_LENGTH = 128
+MAX_TOPIC_CODE_LENGTH = 64
+MAX_SERVICE_VERSION_LENGTH = 64
+# JSON list of suggestion ids: quotes and a comma per id, plus the brackets.
+_MAX_SUGGESTIONS_JSON_LENGTH = MAX_ACCEPTED_SUGGESTIONS * (MAX_SUGGESTION_ID_LENGTH + 3) + 2
+# Execution option that makes a SQLite transaction take the write lock at BEGIN (BEGIN IMMEDIATE).
+_WRITE_OPTION = "osteo_cds_write"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (portable across SQLite and PostgreSQL), read back as aware UTC."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IssuedCard(Base):
+    """A card the service returned: its uuid and topic, never its content or the patient."""
+
+    __tablename__ = "issued_card"
+
+    card_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hook_instance: Mapped[str] = mapped_column(String(MAX_HOOK_INSTANCE_LENGTH))
+    service_id: Mapped[str] = mapped_column(String(MAX_SERVICE_ID_LENGTH))
+    topic_code: Mapped[str] = mapped_column(String(MAX_TOPIC_CODE_LENGTH), index=True)
+    service_version: Mapped[str] = mapped_column(String(MAX_SERVICE_VERSION_LENGTH))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class Feedback(Base):
+    """One feedback item. The user's comment is never stored (it may name the patient), only its presence.
+
+    accepted_suggestions and override_code are '[]' / '' rather than NULL when absent: NULLs are distinct in a
+    UNIQUE constraint on both SQLite and PostgreSQL, which would defeat the de-duplication.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint(
+            "card_uuid",
+            "outcome",
+            "outcome_timestamp",
+            "accepted_suggestions",
+            "override_code",
+            name="uq_feedback_dedup",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(String(MAX_SERVICE_ID_LENGTH))
+    card_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    accepted_suggestions: Mapped[str] = mapped_column(String(_MAX_SUGGESTIONS_JSON_LENGTH))
+    override_code: Mapped[str] = mapped_column(String(MAX_CODE_LENGTH))
+    override_system: Mapped[str] = mapped_column(String(MAX_SYSTEM_LENGTH))
+    has_user_comment: Mapped[bool] = mapped_column(Boolean)
+    outcome_timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    stored: int
+    duplicates: int
+    unknown_cards: int
+
+
+@dataclass(frozen=True)
+class OverrideReasonCount:
+    system: str
+    code: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """Cards of one topic issued in the period, and the latest feedback on each of them."""
+
+    topic_code: str
+    issued: int
+    accepted: int
+    overridden: int
+    # Every coded reason of the overridden cards, most frequent first.
+    override_reasons: tuple[OverrideReasonCount, ...] = ()
+
+    @property
+    def top_override_reasons(self) -> tuple[OverrideReasonCount, ...]:
+        return self.override_reasons[:TOP_OVERRIDE_REASONS]
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.issued if self.issued else None
+
+    @property
+    def override_rate(self) -> float | None:
+        return self.overridden / self.issued if self.issued else None
+
+
+def total_row(rows: Iterable[ReportRow], label: str = "total") -> ReportRow:
+    """The sum of report rows, override reasons included."""
+    rows = list(rows)
+    reasons: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        for reason in row.override_reasons:
+            reasons[(reason.system, reason.code)] += reason.count
+    return ReportRow(
+        topic_code=label,
+        issued=sum(r.issued for r in rows),
+        accepted=sum(r.accepted for r in rows),
+        overridden=sum(r.overridden for r in rows),
+        override_reasons=_ranked_reasons(reasons),
+    )
+
+
+class AuditStore:
+    """Short transactions over one engine; safe for several worker processes sharing one SQLite file."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**{_WRITE_OPTION: True})
+
+    @classmethod
+    def from_url(cls, url: str) -> AuditStore:
+        """A store on the database at `url` (SQLAlchemy URL); creates the tables if missing."""
+        engine = _create_engine(url)
+        store = cls(engine)
+        store._create_tables()
+        return store
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def record_issued(
+        self,
+        hook_instance: str,
+        service_id: str,
+        cards: Sequence[tuple[str, str]],
+        service_version: str,
+        *,
+        issued_at: datetime | None = None,
+    ) -> None:
+        """Record the (uuid, topic code) of each card returned for one hook call."""
+        if not cards:
+            return
+        when = issued_at or _now()
+        rows = [
+            {
+                "card_uuid": card_uuid.lower(),
+                # The hook instance only correlates calls: an oversized one is cut, not refused.
+                "hook_instance": hook_instance[:MAX_HOOK_INSTANCE_LENGTH],
+                "service_id": service_id[:MAX_SERVICE_ID_LENGTH],
+                "topic_code": topic_code,
+                "service_version": service_version[:MAX_SERVICE_VERSION_LENGTH],
+                "issued_at": when,
+            }
+            for card_uuid, topic_code in cards
+        ]
+        table = _table(IssuedCard)
+        with self._writer.begin() as conn:
+            for row in rows:
+                _insert_unless_present(conn, table, row)
+
+    def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> FeedbackResult:
+        """Store feedback items; repeats of stored items are counted, not stored twice."""
+        if not items:
+            return FeedbackResult(stored=0, duplicates=0, unknown_cards=0)
+        received_at = _now()
+        rows = [_feedback_row(service_id, item, received_at) for item in items]
+        table = _table(Feedback)
+        stored = 0
+        with self._writer.begin() as conn:
+            for row in rows:
+                stored += _insert_unless_present(conn, table, row)
+        # Feedback on a card this database never issued is kept (another replica, or a database switch)
+        # but counted; the look-up runs outside the write transaction to hold the write lock briefly.
+        card_uuids = sorted({item.card for item in items})
+        issued = _table(IssuedCard)
+        with self.engine.connect() as conn:
+            known = set(conn.scalars(select(issued.c.card_uuid).where(issued.c.card_uuid.in_(card_uuids))))
+        unknown = sum(1 for item in items if item.card not in known)
+        return FeedbackResult(stored=stored, duplicates=len(rows) - stored, unknown_cards=unknown)
+
+    def report(self, since: datetime | None = None, until: datetime | None = None) -> list[ReportRow]:
+        """Per topic code, cards issued in [since, until) and the latest feedback on each, by topic code."""
+        issued = _table(IssuedCard)
+        feedback = _table(Feedback)
+        period = []
+        if since is not None:
+            period.append(issued.c.issued_at >= _as_utc(since))
+        if until is not None:
+            period.append(issued.c.issued_at < _as_utc(until))
+
+        issued_counts = select(issued.c.topic_code, func.count()).where(*period).group_by(issued.c.topic_code)
+
+        # A card's outcome is its latest feedback (by outcome time, then arrival), so a card counts once.
+        ranked = (
+            select(
+                issued.c.topic_code,
+                feedback.c.outcome,
+                feedback.c.override_system,
+                feedback.c.override_code,
+                func.row_number()
+                .over(
+                    partition_by=feedback.c.card_uuid,
+                    order_by=(feedback.c.outcome_timestamp.desc(), feedback.c.id.desc()),
+                )
+                .label("recency"),
+            )
+            .join(issued, issued.c.card_uuid == feedback.c.card_uuid)
+            .where(*period)
+            .subquery()
+        )
+        latest = (
+            select(
+                ranked.c.topic_code,
+                ranked.c.outcome,
+                ranked.c.override_system,
+                ranked.c.override_code,
+                func.count(),
+            )
+            .where(ranked.c.recency == 1)
+            .group_by(ranked.c.topic_code, ranked.c.outcome, ranked.c.override_system, ranked.c.override_code)
+        )
+
+        with self.engine.connect() as conn:
+            issued_by_topic: dict[str, int] = {topic: count for topic, count in conn.execute(issued_counts)}
+            outcome_rows = list(conn.execute(latest))
+
+        outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+        reasons: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        for topic, outcome, system, code, count in outcome_rows:
+            outcomes[topic][outcome] += count
+            if outcome == "overridden" and code:
+                reasons[topic][(system, code)] += count
+        return [
+            ReportRow(
+                topic_code=topic,
+                issued=issued_by_topic[topic],
+                accepted=outcomes[topic]["accepted"],
+                overridden=outcomes[topic]["overridden"],
+                override_reasons=_ranked_reasons(reasons[topic]),
+            )
+            for topic in sorted(issued_by_topic)
+        ]
+
+    def _create_tables(self) -> None:
+        # On SQLite the write lock (BEGIN IMMEDIATE) serialises workers starting together; elsewhere another
+        # worker may create a table between our existence check and CREATE TABLE, so check again.
+        try:
+            Base.metadata.create_all(self._writer)
+        except DBAPIError:
+            Base.metadata.create_all(self._writer)
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database not in ("", ":memory:") and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, pool_pre_ping=True)
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    # A pool inherited through fork() would share sockets/file handles with the parent (gunicorn --preload).
+    engine_ref = weakref.ref(engine)
+
+    def _forget_parent_connections() -> None:
+        inherited = engine_ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_forget_parent_connections)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that BEGIN is ours (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if _is_file_database(engine):
+                # WAL: readers never block the writer; the busy timeout makes writers queue, not fail.
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the lock up front: a deferred one that read first could meet
+        # SQLITE_BUSY_SNAPSHOT, which the busy timeout does not retry.
+        if conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _is_file_database(engine: Engine) -> bool:
+    database = engine.url.database or ""
+    return database not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
+
+
+def _insert_unless_present(conn: Connection, table: Table, row: dict[str, Any]) -> int:
+    """Insert one row unless it collides with a unique key; 1 if inserted, else 0."""
+    dialect = conn.dialect.name
+    statement: Insert
+    if dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(table.insert(), row)
+        except IntegrityError:
+            return 0
+        return 1
+    return 1 if conn.execute(statement, row).rowcount == 1 else 0
+
+
+def _feedback_row(service_id: str, item: FeedbackItem, received_at: datetime) -> dict[str, Any]:
+    reason = item.override_reason.reason if item.override_reason else None
+    return {
+        "service_id": service_id[:MAX_SERVICE_ID_LENGTH],
+        "card_uuid": item.card,
+        "outcome": item.outcome,
+        "accepted_suggestions": json.dumps(list(item.accepted_suggestion_ids), separators=(",", ":")),
+        "override_code": reason.code if reason else "",
+        "override_system": reason.system if reason else "",
+        "has_user_comment": item.has_user_comment,
+        "outcome_timestamp": item.outcome_timestamp,
+        "received_at": received_at,
+    }
+
+
+def _ranked_reasons(counts: Counter[tuple[str, str]]) -> tuple[OverrideReasonCount, ...]:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return tuple(
+        OverrideReasonCount(system=system, code=code, count=count) for (system, code), count in ranked
+    )
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
