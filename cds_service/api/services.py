@@ -1,0 +1,113 @@
+"""`/cds-services`: discovery and the service call (parse, validate, call the hook handler, serialise)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Blueprint, Response, current_app, g, request
+from pydantic import ValidationError
+
+from cds_service import __version__
+from cds_service.api.config import audit_store_of, current_settings
+from cds_service.api.errors import error_response
+from cds_service.api.models import PatientViewRequest, describe_errors
+from cds_service.engine import Evaluation
+from cds_service.fhir.client import FhirServerRefused
+from cds_service.fhir.gather import DataUnavailable
+from cds_service.hooks import patient_view
+from cds_service.settings import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("cds_services", __name__)
+
+SERVICE_IDS = (patient_view.SERVICE_ID,)
+_BOM = b"\xef\xbb\xbf"
+
+
+class BadBody(ValueError):
+    """The request body is not a JSON object."""
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def parse_json_object(raw: bytes) -> dict[str, object]:
+    """The body as a JSON object; BadBody names what is wrong with it (never echoing it)."""
+    raw = raw.removeprefix(_BOM)
+    if not raw.strip():
+        raise BadBody("request body is empty")
+    try:
+        body = orjson.loads(raw)  # strict UTF-8, no NaN, bounded nesting
+    except orjson.JSONDecodeError as exc:
+        raise BadBody("request body is not valid UTF-8 JSON") from exc
+    if not isinstance(body, dict):
+        raise BadBody("request body must be a JSON object")
+    return body
+
+
+def pick_language(default: str) -> str:
+    """`zh-CN` for any zh*, `en` for any en*, in the order of the client's preference; else the setting."""
+    for value, quality in request.accept_languages:
+        if quality <= 0:
+            continue
+        tag = value.lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return default if default in LANGUAGES else "en"
+
+
+@blueprint.get("/cds-services")
+def discovery() -> Response:
+    return json_response({"services": [patient_view.describe()]})
+
+
+@blueprint.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> Response:
+    if service_id not in SERVICE_IDS:
+        return error_response(404, "not-found", "no CDS service with this id")
+    settings = current_settings()
+    try:
+        hook_request = PatientViewRequest.model_validate(parse_json_object(request.get_data(cache=False)))
+    except BadBody as exc:
+        return error_response(400, "structure", str(exc))
+    except ValidationError as exc:
+        return error_response(400, "invalid", describe_errors(exc))
+    try:
+        evaluation = patient_view.handle(hook_request.to_call(), settings, pick_language(settings.language))
+    except FhirServerRefused as exc:
+        return error_response(400, "forbidden", str(exc))
+    except DataUnavailable as exc:
+        # CDS Hooks 2.0: 412 when the data can be had neither from prefetch nor from the FHIR server.
+        # Resource types only: no patient data in error bodies.
+        return error_response(
+            412,
+            "incomplete",
+            "cannot obtain the FHIR data this service needs: "
+            f"{', '.join(exc.resource_types)} (not in the prefetch, and not obtainable from fhirServer)",
+        )
+    _record_issued(hook_request.hookInstance, evaluation)
+    return json_response(evaluation.response)
+
+
+def _record_issued(hook_instance: str, evaluation: Evaluation) -> None:
+    """Card uuids and topics go to the audit store, to match feedback; a store failure costs no cards."""
+    store = audit_store_of(current_app)
+    if store is None:
+        return
+    cards = evaluation.response.get("cards")
+    issued = []
+    for card in cards if isinstance(cards, list) else []:
+        topic = card.get("source", {}).get("topic", {}).get("code") if isinstance(card, dict) else None
+        if isinstance(card, dict) and isinstance(card.get("uuid"), str) and isinstance(topic, str):
+            issued.append((card["uuid"], topic))
+    if not issued:
+        return
+    try:
+        store.get().record_issued(hook_instance, patient_view.SERVICE_ID, issued, __version__)
+    except Exception as exc:  # the audit trail must not cost the clinician the cards
+        log.error("issued cards not recorded (request %s): %s", g.get("request_id", "-"), type(exc).__name__)

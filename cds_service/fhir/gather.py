@@ -1,0 +1,235 @@
+"""The prefetch strategy: per key, use the prefetch, else search the FHIR server, else fail (412) or omit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import requests
+
+from cds_service.fhir.bundle import Resource, entry_resources, next_link
+from cds_service.fhir.client import EXECUTOR, Deadline, FhirClient, QueryResult, check_fhir_server
+from cds_service.fhir.prefetch import TemplateError, render, resource_type_of
+from cds_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DataUnavailable(Exception):
+    """Data the service needs could be had neither from prefetch nor from the FHIR server (HTTP 412)."""
+
+    def __init__(self, resource_types: Iterable[str]) -> None:
+        self.resource_types = tuple(sorted(set(resource_types)))
+        super().__init__(", ".join(self.resource_types))
+
+
+class FailureMode(StrEnum):
+    """What a key that can be had neither way does to the whole call."""
+
+    FAIL = "fail"  # no answer without it: 412
+    OMIT = "omit"  # answer without it; the loss is logged
+
+
+class PrefetchState(StrEnum):
+    """What the request's prefetch says about one key (CDS Hooks 2.0 §Prefetch)."""
+
+    DATA = "data"  # a resource or a Bundle: the client ran the query
+    NO_DATA = "no-data"  # null: the client ran the query and found nothing; never re-queried
+    FAILED = "failed"  # an OperationOutcome (or junk): the client's query failed
+    ABSENT = "absent"  # not sent: the client did not run it
+
+
+@dataclass(frozen=True)
+class PrefetchKey:
+    name: str
+    template: str
+    on_failure: FailureMode
+
+    @property
+    def resource_type(self) -> str:
+        return resource_type_of(self.template)
+
+
+@dataclass
+class Gathered:
+    """Every resource found (any patient, any type: the engine filters) and whether some were cut off."""
+
+    resources: list[Resource] = field(default_factory=list)
+    data_cut: bool = False
+    omitted: tuple[str, ...] = ()  # keys answered without (FailureMode.OMIT)
+    sources: dict[str, str] = field(default_factory=dict)  # key → prefetch | null | server | omitted
+
+
+def classify(present: bool, value: object) -> tuple[PrefetchState, list[Resource]]:
+    """A prefetch value's state and the resources it holds."""
+    if not present:
+        return PrefetchState.ABSENT, []
+    if value is None:
+        return PrefetchState.NO_DATA, []
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return PrefetchState.FAILED, []
+    if value["resourceType"] == "OperationOutcome":
+        return PrefetchState.FAILED, []
+    if value["resourceType"] == "Bundle":
+        resources, only_errors = entry_resources(value)
+        if only_errors:
+            return PrefetchState.FAILED, []
+        return PrefetchState.DATA, resources
+    return PrefetchState.DATA, [value]
+
+
+@dataclass(frozen=True)
+class PrefetchStrategy:
+    """Use the prefetch when it is there, else search `fhirServer`, else apply the key's failure mode.
+
+    Prefetched Bundles that are paged are followed on `fhirServer` when there is one, and marked cut when
+    there is not. Searches run in parallel within one overall budget (OSTEO_CDS_FHIR_BUDGET).
+    """
+
+    keys: tuple[PrefetchKey, ...]
+
+    @classmethod
+    def from_templates(cls, templates: Mapping[str, str], optional: Iterable[str] = ()) -> PrefetchStrategy:
+        omit = set(optional)
+        return cls(
+            tuple(
+                PrefetchKey(name, template, FailureMode.OMIT if name in omit else FailureMode.FAIL)
+                for name, template in templates.items()
+            )
+        )
+
+    def gather(
+        self,
+        *,
+        prefetch: Mapping[str, Any] | None,
+        context: Mapping[str, object],
+        fhir_server: str | None,
+        access_token: str | None,
+        settings: Settings,
+        session: requests.Session | None = None,
+    ) -> Gathered:
+        """All resources for one call; raises DataUnavailable (412) or FhirServerRefused (400)."""
+        prefetch = prefetch or {}
+        # Checked even when the prefetch is complete, so an EHR learns of a refused server on the first
+        # call, not on the day a prefetch key happens to be missing.
+        base = check_fhir_server(fhir_server, settings) if fhir_server else None
+        found: dict[str, list[Resource]] = {}
+        sources: dict[str, str] = {}
+        unavailable: list[PrefetchKey] = []
+        data_cut = False
+        jobs: dict[str, tuple[PrefetchKey, bool, Callable[[FhirClient, Deadline], QueryResult]]] = {}
+
+        for key in self.keys:
+            state, resources = classify(key.name in prefetch, prefetch.get(key.name))
+            if state is PrefetchState.NO_DATA:
+                found[key.name], sources[key.name] = [], "null"
+            elif state is PrefetchState.DATA:
+                found[key.name], sources[key.name] = resources, "prefetch"
+                bundle = prefetch[key.name]
+                if bundle.get("resourceType") == "Bundle" and next_link(bundle) is not None:
+                    if base is None:
+                        data_cut = True  # a paged prefetch and no server to read the rest from
+                    else:
+                        jobs[key.name] = (key, True, _continuation(bundle, key.resource_type))
+            elif base is None:
+                unavailable.append(key)
+            else:
+                try:
+                    relative = render(key.template, context)
+                except TemplateError:
+                    unavailable.append(key)
+                    continue
+                jobs[key.name] = (key, False, _search(relative))
+
+        if jobs and base is not None:
+            results = self._run(jobs, base, access_token, settings, session)
+            for name, (key, continuing, _) in jobs.items():
+                result = results[name]
+                if continuing:
+                    found[name].extend(result.resources)
+                    data_cut = data_cut or result.cut or not result.ok
+                elif result.ok:
+                    found[name], sources[name] = result.resources, "server"
+                    data_cut = data_cut or result.cut
+                else:
+                    unavailable.append(key)
+
+        failing = [key for key in unavailable if key.on_failure is FailureMode.FAIL]
+        if failing:
+            raise DataUnavailable(key.resource_type for key in failing)
+        omitted = tuple(key.name for key in unavailable)
+        for name in omitted:
+            sources[name] = "omitted"
+            log.warning("prefetch key %s unavailable; answering without it", name)
+        return Gathered(
+            resources=_unique([r for key in self.keys for r in found.get(key.name, [])]),
+            data_cut=data_cut,
+            omitted=omitted,
+            sources=sources,
+        )
+
+    @staticmethod
+    def _run(
+        jobs: Mapping[str, tuple[PrefetchKey, bool, Callable[[FhirClient, Deadline], QueryResult]]],
+        base: str,
+        access_token: str | None,
+        settings: Settings,
+        session: requests.Session | None,
+    ) -> dict[str, QueryResult]:
+        deadline = Deadline(settings.fhir_budget_seconds)
+        client = FhirClient(base, access_token, settings, session=session)
+        futures: dict[str, Future[QueryResult]] = {
+            name: EXECUTOR.submit(_guarded, job, client, deadline) for name, (_, _, job) in jobs.items()
+        }
+        # a little slack over the budget: each GET is itself bounded by the deadline
+        wait(futures.values(), timeout=deadline.remaining() + 0.25)
+        results: dict[str, QueryResult] = {}
+        for name, future in futures.items():
+            if future.done():
+                results[name] = future.result()
+            else:
+                future.cancel()
+                results[name] = QueryResult(failure="budget exceeded")
+                log.warning("fhir %s: budget exceeded", jobs[name][0].resource_type)
+        if all(future.done() for future in futures.values()):
+            client.close()  # otherwise the stragglers still use it; it is dropped with them
+        return results
+
+
+def _search(relative: str) -> Callable[[FhirClient, Deadline], QueryResult]:
+    return lambda client, deadline: client.search(relative, deadline)
+
+
+def _continuation(
+    bundle: Mapping[str, Any], resource_type: str
+) -> Callable[[FhirClient, Deadline], QueryResult]:
+    return lambda client, deadline: client.continue_bundle(bundle, resource_type, deadline)
+
+
+def _guarded(
+    job: Callable[[FhirClient, Deadline], QueryResult], client: FhirClient, deadline: Deadline
+) -> QueryResult:
+    try:
+        return job(client, deadline)
+    except Exception as exc:  # a bug or an odd answer in one search must not fail the others
+        log.warning("fhir search error %s", type(exc).__name__)
+        return QueryResult(failure=f"error {type(exc).__name__}")
+
+
+def _unique(resources: Iterable[Resource]) -> list[Resource]:
+    """Resources once each: overlapping pages and keys are common; resources without an id are all kept."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Resource] = []
+    for resource in resources:
+        identity = resource.get("id")
+        if isinstance(identity, str) and identity:
+            marker = (str(resource.get("resourceType")), identity)
+            if marker in seen:
+                continue
+            seen.add(marker)
+        unique.append(resource)
+    return unique

@@ -1,0 +1,1 @@
+"""Hook handlers: one per CDS service, between the HTTP layer and the engine."""

@@ -1,0 +1,87 @@
+"""The `osteoporosis-patient-view` service: its description, and one call from request to cards."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service import engine
+from cds_service.fhir.gather import PrefetchStrategy
+from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
+from cds_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_ID = "osteoporosis-patient-view"
+HOOK = "patient-view"
+TITLE = "Osteoporosis imaging and bone density (2020 Chinese expert consensus)"
+DESCRIPTION = (
+    "Reads the patient's bone density (DXA, QCT, peripheral), fractures, spine imaging reports and BMI, "
+    "classifies them by the 2020 Chinese expert consensus on imaging and bone-density diagnosis of "
+    "osteoporosis, and proposes the imaging or bone-density orders the consensus recommends."
+)
+USAGE_REQUIREMENTS = (
+    "FHIR R4 only. Give the prefetch keys patient, observations, conditions, procedures, reports and "
+    "serviceRequests as templated (a resource, a searchset Bundle, or null for no data; paged Bundles are "
+    "followed on fhirServer), or give fhirServer (with fhirAuthorization unless the server is open) so the "
+    "service can run the searches itself. Without serviceRequests the service answers but cannot see orders "
+    "already placed. Results need not be filtered by the server: the service filters by patient, code and "
+    "status itself."
+)
+
+# serviceRequests only keeps the service from proposing an order that is already placed; without it the
+# answer is still right, so the call goes on. Every other key feeds a diagnosis: no answer without it.
+OPTIONAL_KEYS = frozenset({"serviceRequests"})
+STRATEGY = PrefetchStrategy.from_templates(PREFETCH_TEMPLATES, optional=OPTIONAL_KEYS)
+
+
+def describe() -> dict[str, Any]:
+    """The service's entry in discovery (no optional field left empty)."""
+    return {
+        "hook": HOOK,
+        "id": SERVICE_ID,
+        "title": TITLE,
+        "description": DESCRIPTION,
+        "prefetch": dict(PREFETCH_TEMPLATES),
+        "usageRequirements": USAGE_REQUIREMENTS,
+    }
+
+
+@dataclass(frozen=True)
+class PatientViewCall:
+    """What the handler needs from a validated request."""
+
+    patient_id: str
+    context: Mapping[str, object]
+    prefetch: Mapping[str, Any] | None
+    fhir_server: str | None
+    access_token: str | None
+
+
+def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.Evaluation:
+    """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it."""
+    started = time.monotonic()
+    gathered = STRATEGY.gather(
+        prefetch=call.prefetch,
+        context=call.context,
+        fhir_server=call.fhir_server,
+        access_token=call.access_token,
+        settings=settings,
+    )
+    gathered_at = time.monotonic()
+    evaluation = engine.evaluate(
+        gathered.resources, call.patient_id, settings, language=language, data_cut=gathered.data_cut
+    )
+    log.info(
+        "patient-view: %d resources (%s), gather %.0f ms, evaluate %.0f ms, topics %s%s",
+        len(gathered.resources),
+        ", ".join(f"{key}={source}" for key, source in gathered.sources.items()),
+        (gathered_at - started) * 1000,
+        (time.monotonic() - gathered_at) * 1000,
+        ",".join(evaluation.topics) or "-",
+        ", data cut" if gathered.data_cut else "",
+    )
+    return evaluation
