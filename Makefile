@@ -34,7 +34,8 @@ test-fast: install
 	$(PY) -m pytest -m "not fhir_server and not browser and not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check cds_service tests bench
+	$(VENV)/bin/ruff check cds_service tests scripts $(wildcard bench)
+	$(VENV)/bin/ruff format --check cds_service tests scripts $(wildcard bench)
 	$(VENV)/bin/mypy
 
 bench: install

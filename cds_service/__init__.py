@@ -1,4 +1,4 @@
-"""osteo-cds: CDS Hooks 2.0 service for the 2020 Chinese consensus on imaging and BMD diagnosis of osteoporosis."""
+"""osteo-cds: a CDS Hooks 2.0 service for the 2020 Chinese consensus on imaging/BMD diagnosis."""
 
 __version__ = "0.1.0"
 

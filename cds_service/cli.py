@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from cds_service.serve import run_server
 
-        return run_server(settings, args.host, args.port)
+        return run_server(settings, args.host, args.port)  # workers/threads: OSTEO_CDS_WORKERS/_THREADS
     from cds_service.audit.report import feedback_report_main
 
     return feedback_report_main(args.rest, settings.database_url)
@@ -98,14 +98,16 @@ def _patient_data(document: Any) -> tuple[list[dict[str, Any]], str]:
         prefetch = document.get("prefetch")
         if prefetch is not None and not isinstance(prefetch, dict):
             raise InputError("CDS Hooks request: prefetch must be an object")
-        resources: list[dict[str, Any]] = []
+        collected: list[dict[str, Any]] = []
         for value in (prefetch or {}).values():
             if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                resources.extend(bundle_resources(value))
+                collected.extend(bundle_resources(value))
             elif isinstance(value, dict) and value.get("resourceType"):
-                resources.append(value)
-        return resources, patient_id
-    raise InputError("input is neither a FHIR Bundle nor a CDS Hooks request (no resourceType 'Bundle', no hook)")
+                collected.append(value)
+        return collected, patient_id
+    raise InputError(
+        "input is neither a FHIR Bundle nor a CDS Hooks request (no resourceType 'Bundle', no hook)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,11 @@ def evaluate(
     if len(diagnoses) > 1:
         raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
     cards = render_cards(
-        findings, facts.notes, language=language or settings.language, patient_id=patient_id, data_cut=data_cut
+        findings,
+        facts.notes,
+        language=language or settings.language,
+        patient_id=patient_id,
+        data_cut=data_cut,
     )
     return Evaluation(
         response={"cards": cards},

@@ -110,7 +110,9 @@ class Settings:
         disabled = frozenset(_csv(get("OSTEO_CDS_DISABLED_CARDS", "")))
         unknown = disabled - set(TOPIC_CODES)
         if unknown:
-            raise SettingsError(f"OSTEO_CDS_DISABLED_CARDS: unknown topic code(s) {', '.join(sorted(unknown))}")
+            raise SettingsError(
+                f"OSTEO_CDS_DISABLED_CARDS: unknown topic code(s) {', '.join(sorted(unknown))}"
+            )
         code_map_path = get("OSTEO_CDS_CODE_MAP") or None
         code_map = load_code_map(Path(code_map_path)) if code_map_path else CodeMap()
         issuers_raw = get("OSTEO_CDS_TRUSTED_ISSUERS", "{}") or "{}"

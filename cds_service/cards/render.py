@@ -10,6 +10,13 @@ from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, __version__
 from cds_service.cards.markdown import escape_markdown
 from cds_service.cards.resources import condition_resource, service_request_resource
 from cds_service.cards.texts import card_texts
+from cds_service.consensus.bmd import (
+    QCT_NORMAL_ABOVE,
+    QCT_OSTEOPOROSIS_BELOW,
+    T_NORMAL_LOWER_BOUND,
+    T_OSTEOPOROSIS_UPPER_BOUND,
+    Z_BELOW_EXPECTED,
+)
 from cds_service.consensus.findings import Evidence, Finding, Group
 from cds_service.facts.model import DataNote
 
@@ -59,7 +66,7 @@ def _card(
             "topic": {
                 "system": TOPIC_SYSTEM,
                 "code": finding.topic,
-                "display": words["summary"].split(":")[0].split("：")[0][:60],
+                "display": words["title"],
             },
         },
     }
@@ -93,14 +100,27 @@ def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
     return fill
 
 
+# DXA-3 / POP-3 / QCT-2 boundaries: a shown value never crosses one by rounding.
+_SCORE_BOUNDARIES = (T_NORMAL_LOWER_BOUND, Z_BELOW_EXPECTED, T_OSTEOPOROSIS_UPPER_BOUND)
+_QCT_BOUNDARIES = (QCT_OSTEOPOROSIS_BELOW, QCT_NORMAL_ABOVE)
+
+
 def _number(value: float, measure: str) -> str:
     if "vbmd" in measure or measure == "qct-mean":
-        return f"{value:.1f} mg/cm³"
+        return f"{_faithful(value, 1, _QCT_BOUNDARIES)} mg/cm³"
     if measure.endswith("abmd"):
         return f"{value:.3f} g/cm²"
-    # Scores as recorded, to two decimals: a rounded "-2.5" must not hide a -2.46 (low bone mass).
-    text = f"{value:.2f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    return _faithful(value, 1, _SCORE_BOUNDARIES if measure != "bmi" else ())
+
+
+def _faithful(value: float, decimals: int, boundaries: tuple[float, ...]) -> str:
+    """The value with as few decimals as keep it on the same side of every category boundary
+    (so a -2.4951 is never shown as the osteoporosis value -2.5)."""
+    for places in range(decimals, 7):
+        shown = round(value, places)
+        if all((shown <= b) == (value <= b) and (shown < b) == (value < b) for b in boundaries):
+            return f"{shown:.{places}f}"
+    return repr(value)
 
 
 def _detail(
@@ -189,8 +209,9 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
     for order in finding.orders:
         suggestions.append(
             {
-                "label": texts["orders"][order.loinc]["label"] if "orders" in texts and order.loinc in texts[
-                    "orders"] else order.display,
+                "label": texts["orders"][order.loinc]["label"]
+                if "orders" in texts and order.loinc in texts["orders"]
+                else order.display,
                 "uuid": str(uuid.uuid4()),
                 "actions": [
                     {

@@ -35,11 +35,16 @@ def condition_resource(patient_id: str, finding: Finding) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Condition",
         "clinicalStatus": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
         },
         "verificationStatus": {
             "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "provisional",
+                }
             ]
         },
         "category": [
@@ -77,7 +82,11 @@ def service_request_resource(patient_id: str, finding: Finding, order: OrderProp
     }
     if order.body_site_snomed:
         resource["bodySite"] = [
-            {"coding": [{"system": SNOMED, "code": order.body_site_snomed, "display": order.body_site_display}]}
+            {
+                "coding": [
+                    {"system": SNOMED, "code": order.body_site_snomed, "display": order.body_site_display}
+                ]
+            }
         ]
     return _validated(ServiceRequest, resource)
 

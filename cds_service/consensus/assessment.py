@@ -11,7 +11,6 @@ from cds_service.consensus.bmd import (
     DxaExam,
     LumbarQct,
     QctExam,
-    UnusableSites,
     classify_lumbar_qct,
     classify_t_score,
     dxa_exams,
@@ -31,8 +30,8 @@ from cds_service.consensus.fractures import (
     fractured_vertebrae,
     judge_all,
 )
-from cds_service.consensus.recommendations import months_before, recommendations
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
+from cds_service.consensus.recommendations import months_before, recommendations
 from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
 from cds_service.settings import ClinicalSettings
 
@@ -108,9 +107,15 @@ def _assess_bmd(
         result.notes.append("population-unknown")
         return result
     _population_notes(result, population, clinical)
-    if latest_dxa is not None and population_on(facts, latest_dxa.when, clinical).population is population.population:
+    if (
+        latest_dxa is not None
+        and population_on(facts, latest_dxa.when, clinical).population is population.population
+    ):
         _judge_dxa(result, latest_dxa, population, facts)
-    if latest_qct is not None and population_on(facts, latest_qct.when, clinical).population is population.population:
+    if (
+        latest_qct is not None
+        and population_on(facts, latest_qct.when, clinical).population is population.population
+    ):
         _judge_qct(result, latest_qct, population, fractured_vertebrae)
     _context_rows(result, facts)
     return result
@@ -153,11 +158,12 @@ def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, fac
     if site_problem.any:
         result.rules.append("DXA-2")
         result.notes.extend(f"site-unusable-{reason}" for reason in site_problem.reasons)
-    if forearm_counts:
-        if any(m.region is Region.FOREARM for m in scores):
-            result.notes.append("forearm-counts")
+    if forearm_counts and any(m.region is Region.FOREARM for m in scores):
+        result.notes.append("forearm-counts")
     if not scores:
-        if population.population is Population.Z_SCORE and exam.scores(Measure.T_SCORE, forearm_counts, site_problem):
+        if population.population is Population.Z_SCORE and exam.scores(
+            Measure.T_SCORE, forearm_counts, site_problem
+        ):
             result.z_required = True  # POP-3: a T-score gives no category here
         return
     decisive = lowest(scores)
@@ -249,8 +255,11 @@ def _take(
 
 def _context_rows(result: _Bmd, facts: PatientFacts) -> None:
     """DX-5 / DX-4: TBS and peripheral results may be shown, never decide."""
-    for modality, note in ((Modality.TBS, "tbs-context"), (Modality.PERIPHERAL, "peripheral-context"),
-                           (Modality.QUS, "qus-context")):
+    for modality, note in (
+        (Modality.TBS, "tbs-context"),
+        (Modality.PERIPHERAL, "peripheral-context"),
+        (Modality.QUS, "qus-context"),
+    ):
         items = [m for m in facts.measurements if m.modality is modality]
         if items:
             latest = max(items, key=lambda m: m.when)
@@ -274,7 +283,9 @@ def _row(m: BmdMeasurement, *, used: bool) -> Evidence:
         kind = f"peripheral-{kind}"
     elif m.modality is Modality.QCT:
         kind = f"qct-{kind}"
-    return Evidence(kind=kind, source=m.source, when=m.when, value=m.value, unit=m.unit, region=region, used=used)
+    return Evidence(
+        kind=kind, source=m.source, when=m.when, value=m.value, unit=m.unit, region=region, used=used
+    )
 
 
 # --- findings ------------------------------------------------------------------------------------
@@ -298,9 +309,7 @@ def _settings_used(bmd: _Bmd, clinical: ClinicalSettings) -> tuple[SettingUse, .
 def _common_params(bmd: _Bmd) -> dict[str, str | float]:
     params = dict(bmd.params)
     if bmd.decisive is not None and bmd.decisive_value is not None:
-        params["value"] = round(bmd.decisive_value, 2) if bmd.decisive.measure is not Measure.VBMD else round(
-            bmd.decisive_value, 1
-        )
+        params["value"] = bmd.decisive_value  # rendered without crossing a category boundary
         params["region"] = bmd.decisive.vertebra or bmd.decisive.region.value
         params["date"] = bmd.decisive.when.isoformat()
         params["measure"] = _row(bmd.decisive, used=True).kind
@@ -352,7 +361,7 @@ def _diagnosis(
 def _fracture_diagnosis(
     bmd: _Bmd, facts: PatientFacts, clinical: ClinicalSettings, fragility: Sequence[FractureJudgement]
 ) -> Finding:
-    """FX-2: a fragility fracture diagnoses osteoporosis whatever the BMD; DX-2 with BMD osteoporosis: severe."""
+    """FX-2: a fragility fracture means osteoporosis whatever the BMD; DX-2: with BMD osteoporosis, severe."""
     bmd_osteoporosis = (
         bmd.population is not None
         and bmd.population.population is Population.T_SCORE
@@ -455,7 +464,8 @@ def _secondary_cause_workup(
         topic="secondary-cause-workup",
         rules=_unique(rules),
         evidence=tuple(evidence + decisive),
-        notes=(("secondary-causes-listed",) if causes else ()) + (("young-low-bmd",) if young_low or young else ()),
+        notes=(("secondary-causes-listed",) if causes else ())
+        + (("young-low-bmd",) if young_low or young else ()),
         params=params,
     )
 
@@ -481,5 +491,3 @@ def _peripheral_only(facts: PatientFacts) -> Finding | None:
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
-
-

@@ -11,9 +11,9 @@ from statistics import mean
 from cds_service.facts.model import (
     CENTRAL_DXA_REGIONS,
     BmdMeasurement,
-    PatientFacts,
     Measure,
     Modality,
+    PatientFacts,
     Region,
 )
 
@@ -190,7 +190,7 @@ _LEVEL_ORDER = {f"T{n}": n for n in range(1, 13)} | {f"L{n}": 12 + n for n in ra
 
 
 def lumbar_qct_value(values: Sequence[BmdMeasurement], fractured: frozenset[str]) -> LumbarQct:
-    """QCT-1: a reported mean is used; else the mean of two vertebrae, L1+L2 preferred, fractured ones left out."""
+    """QCT-1: a reported mean is used; else the mean of two vertebrae (L1+L2 first), fractured left out."""
     means = [m for m in values if m.region is Region.LUMBAR_SPINE]
     if means:
         return LumbarQct(value=means[0].value, used=(means[0],))
@@ -200,6 +200,7 @@ def lumbar_qct_value(values: Sequence[BmdMeasurement], fractured: frozenset[str]
             per_vertebra[m.vertebra] = m
     left_out = tuple(m for level, m in per_vertebra.items() if level in fractured)
     usable = {level: m for level, m in per_vertebra.items() if level not in fractured}
+    chosen: tuple[BmdMeasurement, ...]
     if "L1" in usable and "L2" in usable:
         chosen = (usable["L1"], usable["L2"])
     else:

@@ -36,7 +36,9 @@ class FractureJudgement:
     population: PopulationJudgement | None = None
 
 
-def judge_fracture(fracture: Fracture, facts: PatientFacts, clinical: ClinicalSettings, today: date) -> FractureJudgement:
+def judge_fracture(
+    fracture: Fracture, facts: PatientFacts, clinical: ClinicalSettings, today: date
+) -> FractureJudgement:
     # FX-4: ECF stated absent at grade 1 (or a deformity stated without fracture) is a deformity.
     if fracture.deformity_only or (fracture.genant_grade == 1 and fracture.ecf == "absent"):
         return FractureJudgement(fracture, Verdict.DEFORMITY)

@@ -60,14 +60,18 @@ def population_on(facts: PatientFacts, day: date, clinical: ClinicalSettings) ->
     # Sex unknown: decidable only where both readings agree.
     if age is None:
         return PopulationJudgement(Population.UNKNOWN, Basis.UNKNOWN_SEX, None)
-    if age >= max(clinical.menopause_age, clinical.older_male_age) and not _recorded_premenopausal(facts, day):
+    if age >= max(clinical.menopause_age, clinical.older_male_age) and not _recorded_premenopausal(
+        facts, day
+    ):
         return PopulationJudgement(Population.T_SCORE, Basis.ASSUMED_POSTMENOPAUSAL, age)
     if age < min(clinical.menopause_age, clinical.older_male_age):
         return PopulationJudgement(Population.Z_SCORE, Basis.UNKNOWN_SEX, age)
     return PopulationJudgement(Population.UNKNOWN, Basis.UNKNOWN_SEX, age)
 
 
-def _woman(facts: PatientFacts, day: date, age: int | None, clinical: ClinicalSettings) -> PopulationJudgement:
+def _woman(
+    facts: PatientFacts, day: date, age: int | None, clinical: ClinicalSettings
+) -> PopulationJudgement:
     # POP-2: bilateral oophorectomy on or before the day "may be equated" with menopause.
     if any(_on_or_before(f.when, day) for f in facts.coded_of("bilateral-oophorectomy")):
         return PopulationJudgement(Population.T_SCORE, Basis.BILATERAL_OOPHORECTOMY, age)

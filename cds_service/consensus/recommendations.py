@@ -96,7 +96,9 @@ def spine_radiograph(facts: PatientFacts, clinical: ClinicalSettings, today: dat
         notes=("spine-partly-covered",) if covered else (),
         settings=(
             SettingUse("OSTEO_CDS_SPINE_XR_AGE", str(clinical.spine_radiograph_age)),
-            SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),
+            SettingUse(
+                "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)
+            ),
         ),
         params={"age": age, "lookback": clinical.spine_imaging_lookback_months},
         orders=(SPINE_XR_ORDER,),
@@ -106,7 +108,9 @@ def spine_radiograph(facts: PatientFacts, clinical: ClinicalSettings, today: dat
 # --- FX-4 / REC-CT-MRI ------------------------------------------------------------------------
 
 
-def ecf_check(judgements: Sequence[FractureJudgement], clinical: ClinicalSettings, today: date) -> Finding | None:
+def ecf_check(
+    judgements: Sequence[FractureJudgement], clinical: ClinicalSettings, today: date
+) -> Finding | None:
     """FX-4: a Genant-graded vertebra whose report does not say whether the endplate/cortex is fractured."""
     since = months_before(today, clinical.spine_imaging_lookback_months)
     graded = [
@@ -125,7 +129,11 @@ def ecf_check(judgements: Sequence[FractureJudgement], clinical: ClinicalSetting
         rules=("FX-3", "FX-4"),
         evidence=tuple(fracture_row(f) for f in graded),
         notes=("genant-visual-error",),
-        settings=(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),),
+        settings=(
+            SettingUse(
+                "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)
+            ),
+        ),
     )
 
 
@@ -169,13 +177,17 @@ def fracture_imaging(
         rules=tuple(rules),
         evidence=tuple(fracture_row(j.fracture) for j in doubtful),
         notes=tuple(notes),
-        settings=(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)),),
+        settings=(
+            SettingUse(
+                "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)
+            ),
+        ),
         orders=tuple(orders),
     )
 
 
 def _confirmed_later(judgement: FractureJudgement, confirmed: Sequence[Fracture]) -> bool:
-    """A doubtful fracture that a later report or Condition confirmed at the same site needs no more imaging."""
+    """A doubtful fracture confirmed later (report or Condition) at the same site needs no more imaging."""
     doubtful = judgement.fracture
     for other in confirmed:
         same_site = other.site == doubtful.site and (
@@ -240,7 +252,9 @@ def dxa_unreliable(
             reasons.append("severe-obesity")
             settings.append(SettingUse("OSTEO_CDS_SEVERE_OBESITY_BMI", str(clinical.severe_obesity_bmi)))
         if reasons:
-            evidence.append(Evidence(kind="bmi", source=bmi.source, when=bmi.when, value=bmi.value, unit="kg/m2"))
+            evidence.append(
+                Evidence(kind="bmi", source=bmi.source, when=bmi.when, value=bmi.value, unit="kg/m2")
+            )
     for concept, reason in (
         ("severe-obesity", "severe-obesity"),
         ("underweight", "low-weight"),
@@ -251,19 +265,27 @@ def dxa_unreliable(
         if coded:
             if reason not in reasons:
                 reasons.append(reason)
-            evidence.append(Evidence(kind="condition", source=coded[0].source, when=coded[0].when, region=reason))
+            evidence.append(
+                Evidence(kind="condition", source=coded[0].source, when=coded[0].when, region=reason)
+            )
     since = months_before(today, clinical.spine_imaging_lookback_months)
     for kind in ("scoliosis", "spine-degeneration", "aortic-calcification"):
-        stated = [
-            f for f in facts.report_findings
-            if f.kind == kind and (f.when is None or f.when >= since)
-        ]
+        stated = [f for f in facts.report_findings if f.kind == kind and (f.when is None or f.when >= since)]
         if stated:
             if kind not in reasons:
                 reasons.append(kind)
-            evidence.append(Evidence(kind="report", source=stated[0].source, when=stated[0].when,
-                                     quote=stated[0].quote, region=kind))
-    vertebral = [j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY and j.fracture.site == "vertebra"]
+            evidence.append(
+                Evidence(
+                    kind="report",
+                    source=stated[0].source,
+                    when=stated[0].when,
+                    quote=stated[0].quote,
+                    region=kind,
+                )
+            )
+    vertebral = [
+        j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY and j.fracture.site == "vertebra"
+    ]
     if vertebral:
         reasons.append("vertebral-fracture")
         evidence.append(fracture_row(vertebral[0]))
@@ -284,12 +306,14 @@ def qct_recommended(
         return None
     if _has_open_order(facts, frozenset({"95925-4", "95924-7"}), ("qct", "定量ct")):
         return None
-    settings.append(SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)))
+    settings.append(
+        SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months))
+    )
     return Finding(
         topic="qct-recommended",
         rules=("REC-QCT", "QCT-7"),
         evidence=tuple(evidence),
-        notes=tuple(f"dxa-unreliable-{r}" for r in reasons) + ("qct-radiation",),
+        notes=(*(f"dxa-unreliable-{r}" for r in reasons), "qct-radiation"),
         settings=tuple(settings),
         orders=(QCT_ORDER,),
     )
@@ -306,13 +330,19 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
     if not unusable.site_limited(exams[0].measurements):
         return None
     since = min(
-        (c.when for c in facts.coded if c.when and (c.concept == "spinal-fusion" or c.concept.startswith("hip-"))),
+        (
+            c.when
+            for c in facts.coded
+            if c.when and (c.concept == "spinal-fusion" or c.concept.startswith("hip-"))
+        ),
         default=None,
     )
     forearm = [
         m
         for m in facts.measurements
-        if m.modality is Modality.DXA and m.region is Region.FOREARM and m.measure in (Measure.T_SCORE, Measure.Z_SCORE)
+        if m.modality is Modality.DXA
+        and m.region is Region.FOREARM
+        and m.measure in (Measure.T_SCORE, Measure.Z_SCORE)
         and (since is None or m.when >= since)
     ]
     if forearm:
@@ -328,7 +358,7 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
         topic="forearm-dxa-recommended",
         rules=("REC-FOREARM", "DXA-2"),
         evidence=evidence,
-        notes=tuple(f"site-unusable-{r}" for r in unusable.reasons) + ("forearm-non-dominant",),
+        notes=(*(f"site-unusable-{r}" for r in unusable.reasons), "forearm-non-dominant"),
         orders=(FOREARM_ORDER,),
     )
 

@@ -56,8 +56,7 @@ def _rewrite(value: Any, aliases: Mapping[str, str]) -> Any:
 def single_patient_id(resources: list[dict[str, Any]]) -> str:
     """The id of the one Patient among the resources."""
     ids = [as_str(r.get("id")) for r in resources if r.get("resourceType") == "Patient"]
-    ids = [i for i in ids if i]
-    unique = list(dict.fromkeys(ids))
+    unique = list(dict.fromkeys(i for i in ids if i))
     if not unique:
         raise BundleError("the Bundle holds no Patient with an id")
     if len(unique) > 1:

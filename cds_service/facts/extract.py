@@ -25,8 +25,8 @@ from cds_service.facts.fhirpath import (
 )
 from cds_service.facts.imaging import fracture_from_condition_codes, genant_fracture, read_imaging_reports
 from cds_service.facts.model import (
-    Bmi,
     BmdMeasurement,
+    Bmi,
     CodedFinding,
     DataNote,
     Fracture,
@@ -94,10 +94,29 @@ _REGION_WORDS: tuple[tuple[tuple[str, ...], Region], ...] = (
     (("calcaneus", "heel", "跟骨"), Region.CALCANEUS),
 )
 _QUS_WORDS = ("ultrasound", "qus", "超声")
-_PERIPHERAL_WORDS = ("pdxa", "pqct", "peripheral", "外周", "single-energy", "sxa", "radiographic absorptiometry")
+_PERIPHERAL_WORDS = (
+    "pdxa",
+    "pqct",
+    "peripheral",
+    "外周",
+    "single-energy",
+    "sxa",
+    "radiographic absorptiometry",
+)
 # DXA-6: reference databases a record may name. Chinese → no warning; others are named on the card.
 _CHINESE_REFERENCE_WORDS = ("chinese", "china", "中国", "国人")
-_OTHER_REFERENCE_WORDS = ("nhanes", "usa", "caucasian", "white", "美国", "白人", "japan", "日本", "europe", "欧洲")
+_OTHER_REFERENCE_WORDS = (
+    "nhanes",
+    "usa",
+    "caucasian",
+    "white",
+    "美国",
+    "白人",
+    "japan",
+    "日本",
+    "europe",
+    "欧洲",
+)
 _OOPHORECTOMY_WORDS = ("oophorectomy", "salpingo-oophorectomy", "卵巢切除", "附件切除")
 _BILATERAL_WORDS = ("bilateral", "both", "bso", "双侧", "双附件")
 _OSTEOPOROSIS_WORDS = ("osteoporosis", "骨质疏松")
@@ -290,7 +309,9 @@ class _Reader:
             reason = "hounsfield-units" if unit_key in _HOUNSFIELD_UNITS else "unknown-unit"
             self.note(source, reason, unit or "none")
             return
-        if kind.measure in (Measure.T_SCORE, Measure.Z_SCORE) and not _score_unit_agrees(kind.measure, unit_key):
+        if kind.measure in (Measure.T_SCORE, Measure.Z_SCORE) and not _score_unit_agrees(
+            kind.measure, unit_key
+        ):
             self.note(source, "unknown-unit", unit)
             return
         low, high = PLAUSIBLE[measure]
@@ -327,7 +348,9 @@ class _Reader:
         site_text = concept_text(body_site) or None
         if kind.modality is Modality.QCT and kind.region is Region.LUMBAR_SPINE:
             # QCT-1: per vertebra when the vertebra is given, else the reported mean.
-            return (Region.VERTEBRA, vertebra, site_text) if vertebra else (Region.LUMBAR_SPINE, None, site_text)
+            return (
+                (Region.VERTEBRA, vertebra, site_text) if vertebra else (Region.LUMBAR_SPINE, None, site_text)
+            )
         if kind.loinc == FOREARM_T_AMBIGUOUS and site_region is None:
             # codes.md caveat 1: forearm only when the display or body site says forearm/radius.
             display = concept_text(holder.get("code")).lower()
@@ -353,7 +376,8 @@ class _Reader:
     def _device(self, observation: JsonObject) -> str | None:
         """DXA-5: the device as 'manufacturer model', or its reference when the Device is not at hand."""
         ref = reference_of(observation.get("device"))
-        display = as_str(as_dict(observation.get("device") or {}).get("display") if as_dict(observation.get("device")) else None)
+        device_ref = as_dict(observation.get("device"))
+        display = as_str(device_ref.get("display")) if device_ref is not None else None
         if ref is None:
             return display
         device = self.devices.get(ref.split("/_history/", 1)[0]) or next(
@@ -365,7 +389,7 @@ class _Reader:
         manufacturer = as_str(device.get("manufacturer"))
         if manufacturer:
             parts.append(manufacturer)
-        names = [as_str(as_dict(n).get("name")) for n in as_list(device.get("deviceName")) if as_dict(n)]
+        names = [as_str(n.get("name")) for n in map(as_dict, as_list(device.get("deviceName"))) if n]
         model = as_str(device.get("modelNumber")) or next((n for n in names if n), None)
         if model:
             parts.append(model)
@@ -503,9 +527,9 @@ class _Reader:
                 return ["bilateral-oophorectomy"]
             side = _side_from_text(text)
             return [f"oophorectomy:{side or 'unknown'}"]
-        if not procedure and any(w in text for w in _OSTEOPOROSIS_WORDS):
-            if not any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
-                return ["osteoporosis"]
+        recorded = any(w in text for w in _OSTEOPOROSIS_WORDS)
+        if not procedure and recorded and not any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
+            return ["osteoporosis"]
         return []
 
     # DiagnosticReport / ServiceRequest ------------------------------------------------------
@@ -662,7 +686,7 @@ def _side_from_text(text: str) -> str | None:
 def _reference_database(observation: JsonObject) -> str | None:
     """DXA-6: a reference population named by the record (method text or notes), as a keyword."""
     texts = [concept_text(observation.get("method"))]
-    texts.extend(as_str(as_dict(n).get("text")) or "" for n in as_list(observation.get("note")) if as_dict(n))
+    texts.extend(as_str(n.get("text")) or "" for n in map(as_dict, as_list(observation.get("note"))) if n)
     joined = " ".join(texts).lower()
     if not joined.strip():
         return None

@@ -20,16 +20,71 @@ from cds_service.facts.valuesets import (
 )
 
 _XR_LOINC = frozenset(
-    {"30753-8", "24983-9", "30752-0", "30756-1", "24970-6", "24972-2", "24969-8", "30777-7", "36670-8",
-     "30775-1", "24984-7", "24928-4", "30715-7", "39367-8", "24930-0", "24762-7", "24891-4", "24619-9",
-     "24765-0", "24612-4"}
+    {
+        "30753-8",
+        "24983-9",
+        "30752-0",
+        "30756-1",
+        "24970-6",
+        "24972-2",
+        "24969-8",
+        "30777-7",
+        "36670-8",
+        "30775-1",
+        "24984-7",
+        "24928-4",
+        "30715-7",
+        "39367-8",
+        "24930-0",
+        "24762-7",
+        "24891-4",
+        "24619-9",
+        "24765-0",
+        "24612-4",
+    }
 )
-_IMAGING_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "ct", "mri", "mr ", "磁共振", "核磁",
-                  "骨扫描", "骨显像", "bone scan", "scintigra", "spect", "ect", "vfa", "椎体骨折评估",
-                  "vertebral fracture assessment", "定位像", "scout", "正侧位", "侧位", "影像")
+_IMAGING_WORDS = (
+    "x线",
+    "x-ray",
+    "xray",
+    "平片",
+    "radiograph",
+    "dr ",
+    "ct",
+    "mri",
+    "mr ",
+    "磁共振",
+    "核磁",
+    "骨扫描",
+    "骨显像",
+    "bone scan",
+    "scintigra",
+    "spect",
+    "ect",
+    "vfa",
+    "椎体骨折评估",
+    "vertebral fracture assessment",
+    "定位像",
+    "scout",
+    "正侧位",
+    "侧位",
+    "影像",
+)
 _RADIOGRAPH_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "正侧位", "侧位片")
-_BOTH_SPINE_WORDS = ("胸腰椎", "胸腰段", "全脊柱", "全脊椎", "thoracolumbar", "thoraco-lumbar", "whole spine",
-                     "entire spine", "thoracic and lumbar", "vfa", "椎体骨折评估", "vertebral fracture assessment")
+_BOTH_SPINE_WORDS = (
+    "胸腰椎",
+    "胸腰段",
+    "全脊柱",
+    "全脊椎",
+    "thoracolumbar",
+    "thoraco-lumbar",
+    "whole spine",
+    "entire spine",
+    "thoracic and lumbar",
+    "vfa",
+    "椎体骨折评估",
+    "vertebral fracture assessment",
+)
 _THORACIC_WORDS = ("胸椎", "thoracic")
 _LUMBAR_WORDS = ("腰椎", "lumbar")
 
@@ -57,8 +112,10 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         if parts:
             facts.spine_imaging.append(SpineImaging(report.when, parts, report.source))
         radiograph = _is_radiograph(report)
-        for code_fracture in (fracture_from_condition_codes({"coding": [{"system": s, "code": c}]})
-                              for s, c in report.conclusion_codes):
+        for code_fracture in (
+            fracture_from_condition_codes({"coding": [{"system": s, "code": c}]})
+            for s, c in report.conclusion_codes
+        ):
             if code_fracture is not None:
                 site, _, _ = code_fracture
                 facts.fractures.append(Fracture(site=site, when=report.when, source=report.source))

@@ -167,7 +167,8 @@ class SpineImaging:
 class ReportFinding:
     """A non-fracture finding stated in an imaging report (bone loss, scoliosis, degeneration, ...)."""
 
-    kind: str  # "bone-loss" | "scoliosis" | "spine-degeneration" | "aortic-calcification" | "linear-uptake-band"
+    # "bone-loss" | "scoliosis" | "spine-degeneration" | "aortic-calcification" | "linear-uptake-band"
+    kind: str
     when: date | None
     source: str
     quote: str

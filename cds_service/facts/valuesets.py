@@ -244,10 +244,14 @@ def icd10_concept(code: str) -> str | None:
             best = (len(prefix), concept)
     return best[1] if best else None
 
+
 # codes.md C: fracture Conditions → (site, explicitly osteoporotic). FX-6: coded fracture Conditions
 # are trusted as imaging-proven (a choice).
 FRACTURE_SNOMED: dict[str, tuple[str, bool]] = {
-    "443165006": ("unspecified", True),  # Osteoporotic fracture of bone (Synthea: pathological fracture due to OP)
+    "443165006": (
+        "unspecified",
+        True,
+    ),  # Osteoporotic fracture of bone (Synthea: pathological fracture due to OP)
     "11311601000119109": ("vertebra", True),
     "203450003": ("vertebra", True),
     "203451004": ("vertebra", True),
@@ -330,7 +334,18 @@ SPINE_IMAGING_LOINC: dict[str, frozenset[str]] = {
 }
 # Other imaging studies whose reports are read for fractures and bone loss (codes.md D).
 OTHER_IMAGING_LOINC = frozenset(
-    {"24762-7", "24891-4", "24619-9", "24765-0", "24612-4", "18748-4", "38268-9", "83311-1", "95924-7", "95925-4"}
+    {
+        "24762-7",
+        "24891-4",
+        "24619-9",
+        "24765-0",
+        "24612-4",
+        "18748-4",
+        "38268-9",
+        "83311-1",
+        "95924-7",
+        "95925-4",
+    }
 )
 # DiagnosticReport.category codes of imaging (US Core LP29684-5; v2-0074 RAD, CT, NMR, RX, RUS).
 IMAGING_CATEGORY_CODES = frozenset({"LP29684-5", "RAD", "CT", "NMR", "RX", "RUS", "imaging"})

@@ -1,0 +1,238 @@
+"""Settings from the environment (cds_service.settings, CONTRACT.md "Settings", CONSENSUS-RULES.md §7)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from cds_service.settings import ClinicalSettings, Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.auth == "jwt"
+    assert dict(settings.trusted_issuers) == {}
+    assert settings.public_url is None
+    assert settings.fhir_servers == ()  # any
+    assert settings.cors_origins == ("*",)
+    assert settings.language == "en"
+    assert settings.code_map_path is None and not settings.code_map
+    assert settings.disabled_cards == frozenset()
+    assert settings.today is None
+    assert settings.tz == "Asia/Shanghai"
+    assert settings.database_url.startswith("sqlite:///") and "osteo-cds" in settings.database_url
+    assert settings.redis_url is None
+    assert settings.clinical == ClinicalSettings()
+
+
+def test_clinical_defaults_are_those_of_consensus_rules_section_7() -> None:
+    clinical = Settings.from_env({}).clinical
+    assert clinical.menopause_age == 50
+    assert clinical.older_male_age == 50
+    assert clinical.low_bmi == 18.5
+    assert clinical.severe_obesity_bmi == 35.0
+    assert clinical.spine_radiograph_age == 60
+    assert clinical.spine_imaging_lookback_months == 36
+    assert clinical.bmd_lookback_months is None  # the most recent exam at any date
+
+
+def test_today_defaults_to_the_real_date_in_the_time_zone() -> None:
+    settings = Settings.from_env({})
+    assert abs((settings.today_date() - date.today()).days) <= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "read"),
+    [
+        pytest.param("OSTEO_CDS_AUTH", "none", lambda s: s.auth == "none", id="OSTEO_CDS_AUTH none"),
+        pytest.param("OSTEO_CDS_AUTH", "JWT", lambda s: s.auth == "jwt", id="OSTEO_CDS_AUTH JWT any case"),
+        pytest.param(
+            "OSTEO_CDS_TRUSTED_ISSUERS",
+            '{"https://ehr.example.org": "https://ehr.example.org/jwks.json"}',
+            lambda s: (
+                dict(s.trusted_issuers) == {"https://ehr.example.org": "https://ehr.example.org/jwks.json"}
+            ),
+            id="OSTEO_CDS_TRUSTED_ISSUERS object",
+        ),
+        pytest.param(
+            "OSTEO_CDS_PUBLIC_URL",
+            "https://cds.example.org",
+            lambda s: s.public_url == "https://cds.example.org",
+            id="OSTEO_CDS_PUBLIC_URL",
+        ),
+        pytest.param(
+            "OSTEO_CDS_FHIR_SERVERS",
+            "https://a.example.org/fhir, https://b.example.org/fhir",
+            lambda s: s.fhir_servers == ("https://a.example.org/fhir", "https://b.example.org/fhir"),
+            id="OSTEO_CDS_FHIR_SERVERS comma-separated",
+        ),
+        pytest.param(
+            "OSTEO_CDS_CORS_ORIGINS",
+            "https://ehr.example.org,https://sandbox.cds-hooks.org",
+            lambda s: s.cors_origins == ("https://ehr.example.org", "https://sandbox.cds-hooks.org"),
+            id="OSTEO_CDS_CORS_ORIGINS comma-separated",
+        ),
+        pytest.param(
+            "OSTEO_CDS_LANGUAGE", "zh-CN", lambda s: s.language == "zh-CN", id="OSTEO_CDS_LANGUAGE zh-CN"
+        ),
+        pytest.param("OSTEO_CDS_LANGUAGE", "en", lambda s: s.language == "en", id="OSTEO_CDS_LANGUAGE en"),
+        pytest.param(
+            "OSTEO_CDS_DISABLED_CARDS",
+            "spine-radiograph-recommended, qct-recommended",
+            lambda s: s.disabled_cards == {"spine-radiograph-recommended", "qct-recommended"},
+            id="OSTEO_CDS_DISABLED_CARDS comma-separated",
+        ),
+        pytest.param(
+            "OSTEO_CDS_TODAY",
+            "2026-11-25",
+            lambda s: s.today_date() == date(2026, 11, 25),
+            id="OSTEO_CDS_TODAY",
+        ),
+        pytest.param("OSTEO_CDS_TZ", "Europe/Berlin", lambda s: s.tz == "Europe/Berlin", id="OSTEO_CDS_TZ"),
+        pytest.param(
+            "OSTEO_CDS_DATABASE_URL",
+            "postgresql://db/osteo",
+            lambda s: s.database_url == "postgresql://db/osteo",
+            id="OSTEO_CDS_DATABASE_URL",
+        ),
+        pytest.param(
+            "OSTEO_CDS_REDIS_URL",
+            "redis://cache:6379/0",
+            lambda s: s.redis_url == "redis://cache:6379/0",
+            id="OSTEO_CDS_REDIS_URL",
+        ),
+        pytest.param(
+            "OSTEO_CDS_MENOPAUSE_AGE",
+            "52",
+            lambda s: s.clinical.menopause_age == 52,
+            id="OSTEO_CDS_MENOPAUSE_AGE",
+        ),
+        pytest.param(
+            "OSTEO_CDS_OLDER_MALE_AGE",
+            "60",
+            lambda s: s.clinical.older_male_age == 60,
+            id="OSTEO_CDS_OLDER_MALE_AGE",
+        ),
+        pytest.param("OSTEO_CDS_LOW_BMI", "18", lambda s: s.clinical.low_bmi == 18.0, id="OSTEO_CDS_LOW_BMI"),
+        pytest.param(
+            "OSTEO_CDS_SEVERE_OBESITY_BMI",
+            "32.5",
+            lambda s: s.clinical.severe_obesity_bmi == 32.5,
+            id="OSTEO_CDS_SEVERE_OBESITY_BMI Asian action point",
+        ),
+        pytest.param(
+            "OSTEO_CDS_SPINE_XR_AGE",
+            "65",
+            lambda s: s.clinical.spine_radiograph_age == 65,
+            id="OSTEO_CDS_SPINE_XR_AGE",
+        ),
+        pytest.param(
+            "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS",
+            "24",
+            lambda s: s.clinical.spine_imaging_lookback_months == 24,
+            id="OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS",
+        ),
+        pytest.param(
+            "OSTEO_CDS_BMD_LOOKBACK_MONTHS",
+            "120",
+            lambda s: s.clinical.bmd_lookback_months == 120,
+            id="OSTEO_CDS_BMD_LOOKBACK_MONTHS",
+        ),
+        pytest.param(
+            "OSTEO_CDS_BMD_LOOKBACK_MONTHS",
+            "none",
+            lambda s: s.clinical.bmd_lookback_months is None,
+            id="OSTEO_CDS_BMD_LOOKBACK_MONTHS none",
+        ),
+        pytest.param("OSTEO_CDS_PREVIEW", "true", lambda s: s.preview_enabled, id="OSTEO_CDS_PREVIEW true"),
+        pytest.param(
+            "OSTEO_CDS_FHIR_MAX_PAGES", "3", lambda s: s.fhir_max_pages == 3, id="OSTEO_CDS_FHIR_MAX_PAGES"
+        ),
+        pytest.param(
+            "OSTEO_CDS_FHIR_TIMEOUT",
+            "0.5",
+            lambda s: s.fhir_timeout_seconds == 0.5,
+            id="OSTEO_CDS_FHIR_TIMEOUT",
+        ),
+    ],
+)
+def test_each_variable_is_read(name: str, raw: str, read: Any) -> None:
+    assert read(Settings.from_env({name: raw}))
+
+
+def test_empty_values_mean_the_default() -> None:
+    names = [
+        "OSTEO_CDS_TODAY",
+        "OSTEO_CDS_CODE_MAP",
+        "OSTEO_CDS_DISABLED_CARDS",
+        "OSTEO_CDS_PUBLIC_URL",
+        "OSTEO_CDS_MENOPAUSE_AGE",
+        "OSTEO_CDS_LOW_BMI",
+        "OSTEO_CDS_BMD_LOOKBACK_MONTHS",
+        "OSTEO_CDS_REDIS_URL",
+        "OSTEO_CDS_FHIR_SERVERS",
+        "OSTEO_CDS_TRUSTED_ISSUERS",
+    ]
+    assert Settings.from_env(dict.fromkeys(names, "")) == Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        pytest.param("OSTEO_CDS_AUTH", "basic", id="bad OSTEO_CDS_AUTH basic"),
+        pytest.param("OSTEO_CDS_LANGUAGE", "fr", id="bad OSTEO_CDS_LANGUAGE fr"),
+        pytest.param("OSTEO_CDS_LANGUAGE", "zh", id="bad OSTEO_CDS_LANGUAGE zh without region"),
+        pytest.param("OSTEO_CDS_TZ", "Mars/Olympus", id="bad OSTEO_CDS_TZ unknown zone"),
+        pytest.param("OSTEO_CDS_TODAY", "2026-13-01", id="bad OSTEO_CDS_TODAY month 13"),
+        pytest.param("OSTEO_CDS_TODAY", "25/11/2026", id="bad OSTEO_CDS_TODAY not ISO"),
+        pytest.param(
+            "OSTEO_CDS_DISABLED_CARDS", "osteoporosis", id="bad OSTEO_CDS_DISABLED_CARDS unknown topic"
+        ),
+        pytest.param("OSTEO_CDS_TRUSTED_ISSUERS", "not json", id="bad OSTEO_CDS_TRUSTED_ISSUERS not JSON"),
+        pytest.param("OSTEO_CDS_TRUSTED_ISSUERS", '["https://a"]', id="bad OSTEO_CDS_TRUSTED_ISSUERS a list"),
+        pytest.param(
+            "OSTEO_CDS_TRUSTED_ISSUERS", '{"https://a": 1}', id="bad OSTEO_CDS_TRUSTED_ISSUERS URL not string"
+        ),
+        pytest.param("OSTEO_CDS_MENOPAUSE_AGE", "fifty", id="bad OSTEO_CDS_MENOPAUSE_AGE not a number"),
+        pytest.param("OSTEO_CDS_MENOPAUSE_AGE", "50.5", id="bad OSTEO_CDS_MENOPAUSE_AGE not an integer"),
+        pytest.param("OSTEO_CDS_MENOPAUSE_AGE", "5", id="bad OSTEO_CDS_MENOPAUSE_AGE out of range"),
+        pytest.param("OSTEO_CDS_OLDER_MALE_AGE", "-50", id="bad OSTEO_CDS_OLDER_MALE_AGE negative"),
+        pytest.param("OSTEO_CDS_LOW_BMI", "low", id="bad OSTEO_CDS_LOW_BMI not a number"),
+        pytest.param(
+            "OSTEO_CDS_SEVERE_OBESITY_BMI", "500", id="bad OSTEO_CDS_SEVERE_OBESITY_BMI out of range"
+        ),
+        pytest.param("OSTEO_CDS_SPINE_XR_AGE", "sixty", id="bad OSTEO_CDS_SPINE_XR_AGE not a number"),
+        pytest.param(
+            "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", "0", id="bad OSTEO_CDS_SPINE_IMAGING_LOOKBACK 0"
+        ),
+        pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "0", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS 0"),
+        pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "forever", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS word"),
+        pytest.param("OSTEO_CDS_PREVIEW", "maybe", id="bad OSTEO_CDS_PREVIEW not a boolean"),
+        pytest.param("OSTEO_CDS_FHIR_MAX_PAGES", "0", id="bad OSTEO_CDS_FHIR_MAX_PAGES 0"),
+        pytest.param("OSTEO_CDS_FHIR_TIMEOUT", "soon", id="bad OSTEO_CDS_FHIR_TIMEOUT not a number"),
+    ],
+)
+def test_bad_values_are_settings_errors(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env({name: raw})
+
+
+def test_settings_error_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="OSTEO_CDS_MENOPAUSE_AGE"):
+        Settings.from_env({"OSTEO_CDS_MENOPAUSE_AGE": "x"})
+
+
+def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSTEO_CDS_LANGUAGE", "zh-CN")
+    monkeypatch.setenv("OSTEO_CDS_TODAY", "2026-11-25")
+    settings = Settings.from_env()
+    assert (settings.language, settings.today) == ("zh-CN", date(2026, 11, 25))
+
+
+def test_with_changes_keeps_the_rest() -> None:
+    base = Settings.from_env({"OSTEO_CDS_LANGUAGE": "zh-CN"})
+    changed = base.with_changes(today=date(2026, 11, 25))
+    assert changed.language == "zh-CN" and changed.today == date(2026, 11, 25)
+    assert base.today is None
