@@ -470,6 +470,9 @@ class _Reader:
         if fracture is not None:
             # FX-6: a resolved/inactive fracture Condition is still a fracture history.
             site, osteoporotic, _ = fracture
+            if osteoporotic and "osteoporosis" not in concepts:
+                # An osteoporotic fracture on record records osteoporosis too (no Condition suggestion).
+                self.facts.coded.append(CodedFinding("osteoporosis", when, source, display, active))
             self.facts.fractures.append(
                 Fracture(
                     site=site,

@@ -428,6 +428,13 @@ def test_dx9_no_condition_suggestion_when_osteoporosis_is_recorded(recorded: dic
     assert _condition_suggestions(card) == []
 
 
+def test_dx9_an_osteoporotic_fracture_on_record_records_osteoporosis() -> None:
+    # 443165006 "Osteoporotic fracture of bone": the chart already names osteoporosis.
+    cards = evaluate_resources([OLD_MAN, condition(snomed="443165006"), t_score(-2.7)]).response["cards"]
+    card = next(c for c in cards if topic_of(c) == "severe-osteoporosis")
+    assert _condition_suggestions(card) == []
+
+
 @pytest.mark.parametrize(
     "not_recorded",
     [
