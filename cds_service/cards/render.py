@@ -138,7 +138,7 @@ def _detail(
     note_lines = [texts["notes"][key].format_map(fill) for key in note_keys if key in texts["notes"]]
     if note_lines:
         parts.append(f"**{meta['notes_heading']}**\n\n" + "\n".join(f"- {line}" for line in note_lines))
-    parts.append(f"**{meta['rules_heading']}:** " + ", ".join(finding.rules))
+    parts.append(f"**{meta['rules_heading']}** " + ", ".join(finding.rules))
     if finding.settings:
         names = texts["settings"]
         lines = [
