@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from typing import Any
 
-from cds_service.facts.bundle import BundleError, bundle_resources, single_patient_id
+from cds_service.facts.bundle import BundleError, patient_data
 from cds_service.facts.codemap import CodeMapError
 from cds_service.settings import LANGUAGES, Settings, SettingsError
 
@@ -54,7 +54,7 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
             except ValueError as exc:
                 raise InputError("--today must be YYYY-MM-DD") from exc
         document = _read_json(path)
-        resources, patient_id = _patient_data(document)
+        resources, patient_id = patient_data(document)
         from cds_service.engine import evaluate
 
         result = evaluate(resources, patient_id, settings, language=lang)
@@ -81,33 +81,6 @@ def _read_json(path: str) -> Any:
         raise InputError("input is not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"input is not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
-
-
-def _patient_data(document: Any) -> tuple[list[dict[str, Any]], str]:
-    """A Bundle (any type), or a CDS Hooks request whose prefetch holds the data."""
-    if not isinstance(document, dict):
-        raise InputError("input must be a JSON object: a FHIR Bundle or a CDS Hooks request")
-    if document.get("resourceType") == "Bundle":
-        resources = bundle_resources(document)
-        return resources, single_patient_id(resources)
-    if "hook" in document and "context" in document:
-        context = document.get("context")
-        patient_id = context.get("patientId") if isinstance(context, dict) else None
-        if not isinstance(patient_id, str) or not patient_id:
-            raise InputError("CDS Hooks request without a string context.patientId")
-        prefetch = document.get("prefetch")
-        if prefetch is not None and not isinstance(prefetch, dict):
-            raise InputError("CDS Hooks request: prefetch must be an object")
-        collected: list[dict[str, Any]] = []
-        for value in (prefetch or {}).values():
-            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                collected.extend(bundle_resources(value))
-            elif isinstance(value, dict) and value.get("resourceType"):
-                collected.append(value)
-        return collected, patient_id
-    raise InputError(
-        "input is neither a FHIR Bundle nor a CDS Hooks request (no resourceType 'Bundle', no hook)"
-    )
 
 
 if __name__ == "__main__":

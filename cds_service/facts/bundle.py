@@ -62,3 +62,30 @@ def single_patient_id(resources: list[dict[str, Any]]) -> str:
     if len(unique) > 1:
         raise BundleError(f"the Bundle holds {len(unique)} patients; give one patient's data")
     return unique[0]
+
+
+def patient_data(document: Any) -> tuple[list[dict[str, Any]], str]:
+    """A Bundle (any type), or a CDS Hooks request whose prefetch holds the data."""
+    if not isinstance(document, dict):
+        raise BundleError("input must be a JSON object: a FHIR Bundle or a CDS Hooks request")
+    if document.get("resourceType") == "Bundle":
+        resources = bundle_resources(document)
+        return resources, single_patient_id(resources)
+    if "hook" in document and "context" in document:
+        context = document.get("context")
+        patient_id = context.get("patientId") if isinstance(context, dict) else None
+        if not isinstance(patient_id, str) or not patient_id:
+            raise BundleError("CDS Hooks request without a string context.patientId")
+        prefetch = document.get("prefetch")
+        if prefetch is not None and not isinstance(prefetch, dict):
+            raise BundleError("CDS Hooks request: prefetch must be an object")
+        collected: list[dict[str, Any]] = []
+        for value in (prefetch or {}).values():
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                collected.extend(bundle_resources(value))
+            elif isinstance(value, dict) and value.get("resourceType"):
+                collected.append(value)
+        return collected, patient_id
+    raise BundleError(
+        "input is neither a FHIR Bundle nor a CDS Hooks request (no resourceType 'Bundle', no hook)"
+    )
