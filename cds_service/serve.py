@@ -2,33 +2,60 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import shutil
+import signal
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from cds_service.api.app import StartupError, check_startable, create_app
 from cds_service.settings import Settings
+
+# Nothing here imports the app (nor prometheus-client) at module level: the metrics directory must be in
+# the environment before prometheus-client is first imported, so that every worker writes its values there.
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 4  # patient-view mostly waits on FHIR searches
 MAX_WORKERS = 64
 MAX_THREADS = 64
-WORKER_TIMEOUT_SECONDS = 30  # far above the FHIR budget; a worker silent this long is stuck
-GRACEFUL_TIMEOUT_SECONDS = 20
-KEEPALIVE_SECONDS = 5
-# Recycling workers bounds slow leaks; the jitter keeps them from all restarting at once.
-MAX_REQUESTS = 2000
-MAX_REQUESTS_JITTER = 200
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@dataclass(frozen=True)
+class ServerSetting:
+    """A gunicorn setting that OSTEO_CDS_<NAME> may change, with its default and its allowed range."""
+
+    env: str
+    option: str
+    default: int
+    low: int
+    high: int
+
+
+# Defaults chosen for a 2-core machine; docs/operations.md says why for each.
+SERVER_SETTINGS = (
+    # A worker silent this long is stuck and restarted: far above the 2 s FHIR budget of a call.
+    ServerSetting("OSTEO_CDS_TIMEOUT", "timeout", 30, 5, 3600),
+    # SIGTERM: workers finish the calls they hold for up to this long (below Kubernetes' default 30 s).
+    ServerSetting("OSTEO_CDS_GRACEFUL_TIMEOUT", "graceful_timeout", 20, 1, 3600),
+    # Idle keep-alive connections are held this long (they wait in the poller, not in a thread).
+    ServerSetting("OSTEO_CDS_KEEPALIVE", "keepalive", 5, 0, 600),
+    # Recycling workers bounds slow leaks; 0 turns it off.
+    ServerSetting("OSTEO_CDS_MAX_REQUESTS", "max_requests", 2000, 0, 10_000_000),
+    # The jitter keeps the workers from all restarting at once.
+    ServerSetting("OSTEO_CDS_MAX_REQUESTS_JITTER", "max_requests_jitter", 200, 0, 1_000_000),
+)
 
 
 class ServeError(ValueError):
-    """A serve option or OSTEO_CDS_WORKERS / OSTEO_CDS_THREADS has a value the server cannot start with."""
+    """A serve option or an OSTEO_CDS_ server setting has a value the server cannot start with."""
 
 
 class _OsteoCdsServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -43,6 +70,8 @@ class _OsteoCdsServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships 
 
     def load(self) -> Flask:
         # in each worker, after the fork: no connection, pool or thread is shared between workers
+        from cds_service.api.app import create_app
+
         return create_app(self._settings)
 
 
@@ -50,22 +79,33 @@ def default_workers() -> int:
     return max(1, min(2 * (os.cpu_count() or 1), 4))
 
 
-def _count(env: Mapping[str, str], name: str, given: int | None, default: int, high: int) -> int:
-    if given is not None:
-        value = given
-        where = f"{name.removeprefix('OSTEO_CDS_').lower()} option"
-    else:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        where = name
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise ServeError(f"{where} must be an integer") from exc
-    if not 1 <= value <= high:
-        raise ServeError(f"{where} must be between 1 and {high}")
+def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ServeError(f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise ServeError(f"{name} must be between {low} and {high}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, given: int | None, default: int, high: int) -> int:
+    if given is None:
+        return _env_int(env, name, default, 1, high)
+    if not 1 <= given <= high:
+        raise ServeError(f"{name.removeprefix('OSTEO_CDS_').lower()} option must be between 1 and {high}")
+    return given
+
+
+def mark_worker_dead(server: Any, worker: Any) -> None:
+    """gunicorn `child_exit` (in the master): a dead worker's live-gauge files are dropped."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def gunicorn_options(
@@ -75,7 +115,7 @@ def gunicorn_options(
     threads: int | None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The gunicorn settings: explicit arguments first, then OSTEO_CDS_WORKERS / OSTEO_CDS_THREADS."""
+    """The gunicorn settings: explicit arguments first, then OSTEO_CDS_WORKERS / _THREADS / _TIMEOUT / ..."""
     env = os.environ if env is None else env
     if not 0 < port < 65536:
         raise ServeError("port must be between 1 and 65535")
@@ -85,24 +125,39 @@ def gunicorn_options(
         "workers": _count(env, "OSTEO_CDS_WORKERS", workers, default_workers(), MAX_WORKERS),
         "threads": _count(env, "OSTEO_CDS_THREADS", threads, DEFAULT_THREADS, MAX_THREADS),
         "worker_class": "gthread",
-        "timeout": WORKER_TIMEOUT_SECONDS,
-        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-        "keepalive": KEEPALIVE_SECONDS,
-        "max_requests": MAX_REQUESTS,
-        "max_requests_jitter": MAX_REQUESTS_JITTER,
         "accesslog": None,  # the app logs requests itself, without URLs that could carry patient ids
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "osteo-cds",
         "preload_app": False,
+        "child_exit": mark_worker_dead,
         # no runtime control socket (gunicornc): nothing to manage at run time, and no home directory to
         # write it to for the image's system user
         "control_socket_disable": True,
     }
+    for setting in SERVER_SETTINGS:
+        options[setting.option] = _env_int(env, setting.env, setting.default, setting.low, setting.high)
+    if options["graceful_timeout"] > options["timeout"]:
+        raise ServeError("OSTEO_CDS_GRACEFUL_TIMEOUT must not exceed OSTEO_CDS_TIMEOUT")
     if os.path.isdir("/dev/shm"):
         # worker heartbeats on a RAM disk: on container overlay filesystems they can stall
         options["worker_tmp_dir"] = "/dev/shm"
     return options
+
+
+def prepare_metrics_dir(env: MutableMapping[str, str] | None = None) -> str:
+    """A fresh, empty directory for the workers' metric files, named in PROMETHEUS_MULTIPROC_DIR.
+
+    Fresh on every start: files left by an earlier run would be counted again. When the variable is already
+    set (e.g. to a tmpfs), the fresh directory is made inside it.
+    """
+    env = os.environ if env is None else env
+    base = env.get(MULTIPROC_ENV) or None
+    if base is not None:
+        os.makedirs(base, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="osteo-cds-metrics-", dir=base)
+    env[MULTIPROC_ENV] = path
+    return path
 
 
 def run_server(
@@ -112,17 +167,58 @@ def run_server(
     workers: int | None = None,
     threads: int | None = None,
 ) -> int:
-    """Serve until stopped; the exit code (2 with a one-line error on stderr when it cannot start)."""
+    """Serve until stopped (SIGTERM: graceful); the exit code: 2 with a one-line error if it cannot start."""
     try:
-        check_startable(settings)
         options = gunicorn_options(host, port, workers, threads)
-    except (StartupError, ServeError) as exc:
+    except ServeError as exc:
         print(f"osteo-cds serve: {exc}", file=sys.stderr)
         return 2
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    master_pid = os.getpid()
+    earlier_dir = os.environ.get(MULTIPROC_ENV)
+    metrics_dir = prepare_metrics_dir() if settings.metrics_enabled else None
+    # Until gunicorn installs its own handlers, SIGTERM still unwinds through the clean-up below.
+    earlier_handler = _exit_on_sigterm()
     try:
-        _OsteoCdsServer(settings, options).run()
-    except SystemExit as exc:  # gunicorn exits the process on fatal errors (port in use, workers not booting)
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+        from cds_service.api.app import StartupError, check_startable
+        from cds_service.api.observability import configure_logging, logging_config
+
+        try:
+            check_startable(settings)
+        except StartupError as exc:
+            print(f"osteo-cds serve: {exc}", file=sys.stderr)
+            return 2
+        configure_logging()
+        options["logconfig_dict"] = logging_config()
+        try:
+            _OsteoCdsServer(settings, options).run()
+        except SystemExit as exc:  # gunicorn exits the process on fatal errors, and on every stop
+            return exc.code if isinstance(exc.code, int) else 1
+        return 0
+    finally:
+        # Workers leave gunicorn through this frame too (SystemExit after the fork): only the master,
+        # which outlives them all, removes the directory.
+        if os.getpid() == master_pid:
+            _restore_sigterm(earlier_handler)
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+                if earlier_dir is None:
+                    os.environ.pop(MULTIPROC_ENV, None)
+                else:
+                    os.environ[MULTIPROC_ENV] = earlier_dir
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> Any:
+    """Make SIGTERM raise SystemExit (gunicorn replaces this once it runs); the handler it replaced."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_exit)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        return None
+
+
+def _restore_sigterm(handler: Any) -> None:
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)

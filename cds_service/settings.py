@@ -75,6 +75,7 @@ class Settings:
     jwks_cache_seconds: int = 3600
     jwks_min_refresh_seconds: int = 60
     preview_enabled: bool = False
+    metrics_enabled: bool = True
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
 
     def today_date(self) -> date:
@@ -154,6 +155,7 @@ class Settings:
             jwks_cache_seconds=_int(get, "OSTEO_CDS_JWKS_CACHE_SECONDS", 3600, 1, 86400 * 7),
             jwks_min_refresh_seconds=_int(get, "OSTEO_CDS_JWKS_MIN_REFRESH_SECONDS", 60, 1, 86400),
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
+            metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             clinical=clinical,
         )
 

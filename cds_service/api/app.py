@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-import time
-import uuid
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wsgi import LimitedStream
 
-from cds_service.api import health, services
+from cds_service.api import health, observability, security, services
 from cds_service.api.config import AUDIT_KEY, SETTINGS_KEY, LazyAuditStore, settings_of
 from cds_service.api.errors import ISSUE_CODE_BY_STATUS, error_response
 from cds_service.api.feedback import make_feedback_blueprint
@@ -18,7 +18,8 @@ from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = observability.REQUEST_ID_HEADER
+PREVIEW_MODULE = "cds_service.preview"
 
 
 class StartupError(RuntimeError):
@@ -27,29 +28,47 @@ class StartupError(RuntimeError):
 
 def check_startable(settings: Settings) -> None:
     """Refuse settings this build cannot honour, before any worker starts."""
-    if settings.auth == "jwt":
-        raise StartupError(
-            "jwt mode needs the JWT check; not available in this build "
-            "(set OSTEO_CDS_AUTH=none for development)"
-        )
+    try:
+        security.check_auth_settings(settings)
+    except security.AuthSettingsError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The service as a Flask app; settings from the environment when None."""
     settings = Settings.from_env() if settings is None else settings
     check_startable(settings)
+    if not logging.getLogger().handlers:
+        observability.configure_logging()  # e.g. under another WSGI server; `osteo-cds serve` does its own
     if settings.auth == "none":
         log.warning("OSTEO_CDS_AUTH=none: CDS Hooks calls are not authenticated (development only)")
     app = Flask(__name__)
     app.config[SETTINGS_KEY] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # The request id and clock first, then the JWT gate: refusals are logged and counted like any answer.
+    observability.register_request_observation(app, settings, services.SERVICE_IDS)
+    security.register_auth(app, settings)
+    _register_body_limit(app)
     app.register_blueprint(services.blueprint)
     app.register_blueprint(health.blueprint)
     register_feedback(app)
-    _register_request_log(app)
+    if settings.preview_enabled:
+        register_preview(app)
     _register_error_handlers(app)
     _register_cors(app, settings)
     return app
+
+
+def register_preview(app: Flask) -> None:
+    """The optional preview pages (OSTEO_CDS_PREVIEW); the service runs without them if they are missing."""
+    try:
+        preview = importlib.import_module(PREVIEW_MODULE)
+    except ImportError as exc:
+        log.warning("OSTEO_CDS_PREVIEW is on but the preview is not available (%s missing)", exc.name)
+        return
+    if settings_of(app).auth == "jwt":
+        log.warning("OSTEO_CDS_PREVIEW is on: its pages are public, not behind the JWT check")
+    preview.register_preview(app)
 
 
 def register_feedback(app: Flask) -> None:
@@ -59,30 +78,21 @@ def register_feedback(app: Flask) -> None:
     app.register_blueprint(make_feedback_blueprint(store.get, services.SERVICE_IDS))
 
 
-def _register_request_log(app: Flask) -> None:
-    """A request id on every answer, and one log line per request (gunicorn's access log is off)."""
+def _register_body_limit(app: Flask) -> None:
+    """413 for a chunked body over OSTEO_CDS_MAX_BODY_BYTES, as for one whose Content-Length says so.
+
+    Without a Content-Length, Werkzeug stops reading at the limit and hands on the first part, which would
+    then be judged as (invalid) JSON. Runs after the JWT gate: nobody unauthenticated makes us read a body.
+    """
 
     @app.before_request
-    def _start() -> None:
-        g.request_id = uuid.uuid4().hex
-        g.started = time.monotonic()
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        request_id = g.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-            # the route pattern, not the path: nothing a client typed ends up in the log
-            route = request.url_rule.rule if request.url_rule is not None else "-"
-            log.info(
-                "%s %s %d %.0f ms (request %s)",
-                request.method,
-                route,
-                response.status_code,
-                (time.monotonic() - g.get("started", time.monotonic())) * 1000,
-                request_id,
-            )
-        return response
+    def _refuse_long_chunked_body() -> None:
+        if request.method != "POST" or request.content_length is not None:
+            return
+        request.get_data(cache=True)  # the views read this cached copy
+        stream = request.stream
+        if isinstance(stream, LimitedStream) and stream.is_exhausted:
+            stream.read(1)  # reading past the maximum raises RequestEntityTooLarge (413)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import ValidationError
 
 from cds_service import __version__
+from cds_service.api import observability
 from cds_service.api.config import audit_store_of, current_settings
 from cds_service.api.errors import error_response
 from cds_service.api.models import PatientViewRequest, describe_errors
@@ -90,6 +91,7 @@ def call_service(service_id: str) -> Response:
             "cannot obtain the FHIR data this service needs: "
             f"{', '.join(exc.resource_types)} (not in the prefetch, and not obtainable from fhirServer)",
         )
+    observability.record_evaluation(evaluation)
     _record_issued(hook_request.hookInstance, evaluation)
     return json_response(evaluation.response)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,12 @@ RETRY_JITTER_SECONDS = (0.05, 0.2)
 # A page larger than this is not a FHIR search page we want to parse inside a 2-second budget.
 MAX_PAGE_BYTES = 32 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
+
+# The one observability hook (api/observability.py sets it): called in the thread that creates a client,
+# it returns what is told of each of that client's searches: (resource type, outcome, seconds), the
+# outcome being "ok", "cut" or the failure reason. None: nobody listens.
+SearchObserver = Callable[[str, str, float], None]
+search_observer_factory: Callable[[], SearchObserver | None] | None = None
 
 
 class FhirServerRefused(ValueError):
@@ -125,6 +131,7 @@ class FhirClient:
             session.mount("http://", HTTPAdapter(pool_maxsize=8, max_retries=0))
             session.mount("https://", HTTPAdapter(pool_maxsize=8, max_retries=0))
         self._session = session
+        self._observe = search_observer_factory() if search_observer_factory is not None else None
 
     def close(self) -> None:
         self._session.close()
@@ -256,6 +263,8 @@ class FhirClient:
 
     def _log(self, resource_type: str, result: QueryResult, started: float) -> None:
         ms = (time.monotonic() - started) * 1000
+        if self._observe is not None:
+            self._observe(resource_type, result.failure or ("cut" if result.cut else "ok"), ms / 1000)
         if result.ok:
             log.info(
                 "fhir %s: %d resources in %d page(s)%s, %.0f ms",
