@@ -41,5 +41,10 @@ lint: install
 bench: install
 	$(PY) -m bench.run
 
+# A real FHIR server (sekmet, installed by scripts/test-setup.sh if missing) with the demonstration patients,
+# the service beside it, and a curl per patient; Ctrl-C stops both. DEMO_ARGS, e.g. DEMO_ARGS="--port 8081".
+demo: install
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs outside the project's venv (idempotent, safe to re-run):
-#  - Debian's chromium, for the browser tests (Playwright drives it with executable_path);
+#  - Debian's chromium (Playwright drives it with executable_path), a CJK font and docker-compose;
 #  - the real FHIR server sekmet-fhir==0.1.1 in a venv of its own (.fhir-server/): it pins its own
 #    fastapi/pydantic, so it must stay out of the project's .venv. Its dependencies are pinned by
 #    scripts/fhir-server-constraints.txt so that CI is reproducible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages: chromium (browser tests), a CJK font (readable Chinese in screenshots),
+# docker-compose (validates docker-compose.yml against the compose spec; no engine is needed).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test-setup: installing Debian chromium"
+    echo "test-setup: installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "test-setup: chromium not found and cannot apt-get install it; browser tests will be skipped" >&2
+    echo "test-setup: missing ${missing[*]} and cannot apt-get install; the tests needing them are skipped" >&2
   fi
 fi
 
