@@ -10,7 +10,7 @@ from typing import Any
 
 from cds_service.cards.render import render_cards
 from cds_service.consensus.assessment import assess
-from cds_service.consensus.findings import Finding, Group
+from cds_service.consensus.findings import ORDER_TOPICS, Finding, Group
 from cds_service.facts.extract import extract_facts
 from cds_service.settings import Settings
 
@@ -41,7 +41,7 @@ def evaluate(
     findings = [f for f in assess(facts, settings.clinical, settings.today_date()) if _shown(f, settings)]
     if facts.deceased:
         # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
-        findings = [f for f in findings if not f.orders]
+        findings = [f for f in findings if not f.orders and f.topic not in ORDER_TOPICS]
     diagnoses = [f for f in findings if f.group is Group.DIAGNOSIS]
     if len(diagnoses) > 1:
         raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data

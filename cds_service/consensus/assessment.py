@@ -218,7 +218,9 @@ def _judge_qct(
         decided = True
     if exam.hip:
         hip = lowest(exam.hip)
-        result.rules.append("QCT-3")
+        # QCT-3: hip QCT is judged by the DXA criteria, so the bands it applies are DXA-3's (CONTRACT.md
+        # names DXA-3 / QCT-2 behind low-bone-mass and normal-bmd: the card must cite where its band is from).
+        result.rules.extend(["QCT-3", "DXA-3"])
         _take(result, classify_t_score(hip.value), hip, hip.value)
         decided = True
     if decided:

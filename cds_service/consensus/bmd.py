@@ -136,7 +136,8 @@ class DxaExam:
 
     @property
     def devices(self) -> frozenset[str]:
-        return frozenset(m.device for m in self.measurements if m.device)
+        """DXA-5: the devices of the exam, by Device reference (else by the device named)."""
+        return frozenset(d for m in self.measurements if (d := m.device_id or m.device))
 
 
 def dxa_exams(measurements: Iterable[BmdMeasurement], since: date | None = None) -> list[DxaExam]:

@@ -34,6 +34,19 @@ TOPICS: dict[str, tuple[Group, str]] = {
 }
 
 
+# CONTRACT.md suggestion table: the cards that exist to propose an order (even when, for a region without
+# a verified code, the order cannot be coded). A deceased patient gets none of them.
+ORDER_TOPICS = frozenset(
+    {
+        "spine-radiograph-recommended",
+        "qct-recommended",
+        "bmd-measurement-recommended",
+        "forearm-dxa-recommended",
+        "fracture-imaging-recommended",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Evidence:
     """One item a finding rests on, shown as a row of the card's evidence table."""
@@ -65,6 +78,8 @@ class OrderProposal:
     body_site_snomed: str | None = None
     body_site_display: str | None = None
     reason: str | None = None  # key of the card texts' order reasons
+    text: str | None = None  # ServiceRequest.code.text, when the code alone does not say what is ordered
+    note: str | None = None  # added to the ServiceRequest's note (e.g. the side to measure)
 
 
 @dataclass(frozen=True)

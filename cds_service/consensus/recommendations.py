@@ -28,6 +28,10 @@ FOREARM_ORDER = OrderProposal(
     body_site_snomed="75129005",
     body_site_display="Distal radius",
     reason="REC-FOREARM",
+    # The code is the generic DXA code: the text says forearm, so the order, once placed, is recognised
+    # as this one (_has_open_order reads the code text) and the card is not given again.
+    text="DXA forearm, 1/3 (33 %) radius",
+    note="Measure the non-dominant forearm, 1/3 (33 %) radius (DXA-2).",  # CONTRACT.md: side in note
 )
 CT_LUMBAR = OrderProposal("24963-1", "CT Lumbar spine", reason="REC-CT-MRI")
 MR_LUMBAR = OrderProposal("24968-0", "MR Lumbar spine", reason="REC-CT-MRI")
@@ -41,7 +45,8 @@ _CT_MR_SPINE_CODES = frozenset(
     {"24963-1", "24968-0", "24978-9", "24980-5", "30620-9", "30679-5", "30597-9", "36532-0", "30854-4"}
 )
 _SPINE_ORDER_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
-_BMD_ORDER_WORDS = ("骨密度", "dxa", "dexa", "qct", "bone density", "densitometry")
+_CT_MR_WORDS = ("ct", "mri", "mr ", "磁共振", "核磁")
+_BMD_ORDER_WORDS = ("骨密度", "dxa", "dexa", "qct", "定量ct", "bone density", "densitometry")
 
 
 def months_before(day: date, months: int) -> date:
@@ -83,7 +88,8 @@ def spine_radiograph(facts: PatientFacts, clinical: ClinicalSettings, today: dat
     covered = frozenset().union(*(s.parts for s in recent)) if recent else frozenset()
     if {"thoracic", "lumbar"} <= covered:
         return None
-    if _has_open_order(facts, _SPINE_IMAGING_ORDER_CODES, _SPINE_ORDER_WORDS):
+    # A bone-density order names the lumbar spine (腰椎QCT) but is not spine imaging (REC-SPINE-XR).
+    if _has_open_order(facts, _SPINE_IMAGING_ORDER_CODES, _SPINE_ORDER_WORDS, unless=_BMD_ORDER_WORDS):
         return None
     evidence = tuple(
         Evidence(kind="report", source=s.source, when=s.when, region="+".join(sorted(s.parts)), used=False)
@@ -160,7 +166,11 @@ def fracture_imaging(
     orders: list[OrderProposal] = []
     levels = [level for j in doubtful for level in j.fracture.vertebrae]
     vertebral = any(j.fracture.site == "vertebra" for j in doubtful)
-    if vertebral and not _has_open_order(facts, _CT_MR_SPINE_CODES, ()):
+    if vertebral and _has_open_order(
+        facts, _CT_MR_SPINE_CODES, (), _CT_MR_WORDS, _SPINE_ORDER_WORDS, unless=_BMD_ORDER_WORDS
+    ):
+        return None  # CT or MRI of the spine is already ordered
+    if vertebral:
         if any(level.startswith("T") for level in levels):
             orders.extend([CT_THORACIC, MR_THORACIC])
         if not levels or any(level.startswith("L") for level in levels):
@@ -202,6 +212,14 @@ def _confirmed_later(judgement: FractureJudgement, confirmed: Sequence[Fracture]
 # --- REC-BMD / REC-QCT / REC-FOREARM / DXA-5 ------------------------------------------------------
 
 
+def _days_before(day: date, days: int) -> date:
+    """`day` minus `days`, or date.min before year 1 (a report dated 0001-01-01 is valid FHIR)."""
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min
+
+
 def _central_bmd_dates(facts: PatientFacts) -> list[date]:
     return [m.when for m in facts.measurements if m.modality in (Modality.DXA, Modality.QCT)]
 
@@ -217,8 +235,8 @@ def bmd_measurement(
         return None
     latest = max(losses, key=lambda f: f.when or date.min)
     # A choice: a central BMD within a year before the radiograph, or any time after it, answers it.
-    window_start = (latest.when - timedelta(days=365)) if latest.when else date.min
-    if any(d >= window_start for d in _central_bmd_dates(facts)):
+    window_start = _days_before(latest.when, 365) if latest.when else date.min
+    if any(d >= window_start for d in [*_central_bmd_dates(facts), *facts.bmd_study_dates]):
         return None
     if _has_open_order(facts, _BMD_ORDER_CODES, _BMD_ORDER_WORDS):
         return None
@@ -365,12 +383,12 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
 
 def cross_device(facts: PatientFacts) -> Finding | None:
     """DXA-5: the latest two DXA exams come from different devices."""
-    exams = [e for e in dxa_exams(facts.measurements) if e.devices]
+    exams = dxa_exams(facts.measurements)
     if len(exams) < 2:
         return None
     latest, previous = exams[0], exams[1]
-    if latest.devices & previous.devices:
-        return None
+    if not latest.devices or not previous.devices or latest.devices & previous.devices:
+        return None  # the latest exam and the one before it, both with a known device
     evidence = tuple(
         Evidence(kind="device", source=m.source, when=m.when, region=m.device)
         for exam in (latest, previous)
@@ -384,11 +402,24 @@ def cross_device(facts: PatientFacts) -> Finding | None:
     )
 
 
-def _has_open_order(facts: PatientFacts, codes: frozenset[str], words: tuple[str, ...]) -> bool:
+def _has_open_order(
+    facts: PatientFacts,
+    codes: frozenset[str],
+    words: tuple[str, ...],
+    all_of: tuple[str, ...] = (),
+    also: tuple[str, ...] = (),
+    unless: tuple[str, ...] = (),
+) -> bool:
+    """An active/draft ServiceRequest with one of the codes, or whose text has one of `words` (or one of
+    `all_of` and one of `also`) and none of `unless`."""
     for order in facts.open_orders:
         if any(code in codes for _, code in order.codes):
             return True
-        text = order.text.lower()
+        text = f" {order.text.lower()} "
+        if unless and any(w in text for w in unless):
+            continue
         if words and any(w in text for w in words):
+            return True
+        if all_of and any(w in text for w in all_of) and any(w in text for w in also):
             return True
     return False

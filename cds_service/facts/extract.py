@@ -140,11 +140,14 @@ def extract_facts(
 ) -> PatientFacts:
     """Read the patient's resources; resources of other patients and unknown shapes are passed over."""
     facts = PatientFacts(patient_id=patient_id)
-    items = [r for r in resources if isinstance(r, Mapping)]
+    items = [r for r in resources if isinstance(r, (dict, Mapping))]
     devices = {resource_key(r): r for r in items if r.get("resourceType") == "Device"}
     weights: list[tuple[date, float, str]] = []
     heights: list[tuple[date, float, str]] = []
     reader = _Reader(facts, code_map, tz, devices, weights, heights)
+    # "Patient/<id>" compared as a whole when the id has no "/" (then no version or trailing slash can hide
+    # in it); refers_to takes every other reference apart.
+    plain_reference = f"Patient/{patient_id}" if patient_id and "/" not in patient_id else None
     for resource in items:
         rtype = resource.get("resourceType")
         if rtype == "Patient":
@@ -153,7 +156,7 @@ def extract_facts(
             continue
         if rtype not in _READERS:
             continue
-        if not _belongs_to(resource, patient_id):
+        if not _belongs_to(resource, patient_id, plain_reference):
             continue
         getattr(reader, _READERS[rtype])(resource)
     if not facts.bmis:
@@ -174,9 +177,11 @@ _READERS = {
 }
 
 
-def _belongs_to(resource: JsonObject, patient_id: str) -> bool:
-    subject = reference_of(resource.get("subject")) or reference_of(resource.get("patient"))
-    return refers_to(subject, "Patient", patient_id)
+def _belongs_to(resource: JsonObject, patient_id: str, plain_reference: str | None) -> bool:
+    reference = reference_of(resource.get("subject")) or reference_of(resource.get("patient"))
+    if plain_reference is not None and reference == plain_reference:
+        return True  # the usual relative reference: no need to take it apart
+    return refers_to(reference, "Patient", patient_id)
 
 
 class _Reader:
@@ -211,9 +216,11 @@ class _Reader:
 
     # Observation ---------------------------------------------------------------------------
     def observation(self, resource: JsonObject) -> None:
+        if not self._may_count(resource):
+            return  # no coding the reader knows (most vitals and labs): nothing to read, nothing to note
         source = resource_key(resource)
         own = self._kind(resource.get("code"))
-        vital = _vital_code(resource.get("code"))
+        vital = _vital_code(resource.get("code"), self.code_map)
         components = [
             (self._kind(comp.get("code")), comp)
             for comp in map(as_dict, as_list(resource.get("component")))
@@ -238,13 +245,31 @@ class _Reader:
             self._vital(resource, vital, when, source)
             return
         device = self._device(resource)
+        device_ref = reference_of(resource.get("device"))
+        device_id = device_ref.split("/_history/", 1)[0] if device_ref else device
         if own is not None and as_dict(resource.get("valueQuantity")) is not None:
-            self._measurement(own, resource, resource.get("valueQuantity"), resource, when, source, device)
+            self._measurement(
+                own, resource, resource.get("valueQuantity"), resource, when, source, device, device_id
+            )
         elif own is not None and not recognised_components:
             self.note(source, "no-value")
         for kind, comp in recognised_components:
             assert kind is not None
-            self._measurement(kind, comp, comp.get("valueQuantity"), resource, when, source, device)
+            self._measurement(
+                kind, comp, comp.get("valueQuantity"), resource, when, source, device, device_id
+            )
+
+    def _may_count(self, resource: JsonObject) -> bool:
+        """A cheap screen before the full reading: does the code, or a component's code, carry a coding
+        that _kind, _vital_code or _concept could accept? A superset of what they accept, so a `False`
+        here is exactly the case where they would all find nothing."""
+        mapped = self.code_map.by_coding
+        if _has_known_coding(resource.get("code"), mapped):
+            return True
+        for component in as_list(resource.get("component")):
+            if as_dict(component) is not None and _has_known_coding(component.get("code"), mapped):
+                return True
+        return False
 
     def _genant(self, resource: JsonObject, when: date, source: str) -> None:
         """FX-3: a Genant grade observation (local code), vertebra in bodySite."""
@@ -289,6 +314,7 @@ class _Reader:
         when: date,
         source: str,
         device: str | None,
+        device_id: str | None = None,
     ) -> None:
         quantity = as_dict(quantity_raw)
         value = quantity.get("value") if quantity else None
@@ -333,6 +359,7 @@ class _Reader:
                 vertebra=vertebra,
                 laterality=laterality,
                 device=device,
+                device_id=device_id,
                 reference_database=_reference_database(observation),
                 region_text=region_text,
             )
@@ -575,6 +602,34 @@ class _Reader:
         )
 
 
+# Every standard coding an Observation can count by (BMD LOINC codes, BMI, weight, height), built once.
+# With the code map's codings (compiled once at start), the screen of _Reader._may_count.
+_STANDARD_OBSERVATION_CODINGS = frozenset(
+    [(LOINC, code) for code in DXA_LOINC] + [(LOINC, c) for c in (BMI_LOINC, WEIGHT_LOINC, HEIGHT_LOINC)]
+)
+
+
+def _has_known_coding(concept: object, mapped: Mapping[tuple[str, str], str]) -> bool:
+    """Whether a CodeableConcept has a coding that is standard or in the code map, read as `codings`
+    reads it (string code, stripped; a missing or non-string system is "")."""
+    if not isinstance(concept, (dict, Mapping)):
+        return False
+    coding_list = concept.get("coding")
+    if not isinstance(coding_list, list):
+        return False
+    for coding in coding_list:
+        if not isinstance(coding, (dict, Mapping)):
+            continue
+        code = coding.get("code")
+        if not isinstance(code, str) or not code:
+            continue
+        system = coding.get("system")
+        key = (system if isinstance(system, str) else "", code.strip())
+        if key in _STANDARD_OBSERVATION_CODINGS or key in mapped:
+            return True
+    return False
+
+
 def _finite(value: int | float) -> float | None:
     """A JSON number as a finite float (a huge integer or NaN is not a measurement)."""
     try:
@@ -584,9 +639,9 @@ def _finite(value: int | float) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _vital_code(code: object) -> str | None:
+def _vital_code(code: object, code_map: CodeMap) -> str | None:
     for system, value, _ in codings(code):
-        if system == LOINC and value == BMI_LOINC:
+        if (system == LOINC and value == BMI_LOINC) or code_map.concept_of(system, value) == "bmi":
             return "bmi"
         if system == LOINC and value in (WEIGHT_LOINC, HEIGHT_LOINC):
             return value

@@ -70,6 +70,23 @@ _IMAGING_WORDS = (
     "侧位",
     "影像",
 )
+# Bone-density studies (codes.md A2/D): their reports are not radiographs (双能X线 contains "X线") and a
+# BMD result by itself does not satisfy REC-SPINE-XR; a VFA is read for fractures and does.
+_BMD_STUDY_LOINC = frozenset(
+    {"38268-9", "83311-1", "95924-7", "95925-4", "95926-2", "95927-0", "95928-8", "95929-6"}
+)
+_BMD_STUDY_WORDS = (
+    "dxa",
+    "dexa",
+    "双能",
+    "骨密度",
+    "qct",
+    "定量ct",
+    "densitometry",
+    "bone density",
+    "absorptiometry",
+)
+_VFA_WORDS = ("vfa", "椎体骨折评估", "vertebral fracture assessment")
 _RADIOGRAPH_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "正侧位", "侧位片")
 _BOTH_SPINE_WORDS = (
     "胸腰椎",
@@ -108,10 +125,13 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         spine_concept = any(code_map.concept_of(s, c) == "spine-imaging-report" for s, c in report.codes)
         if not (spine_concept or _is_imaging(report)):
             continue
-        parts = _spine_parts(report, spine_concept)
+        bmd_study = _is_bmd_study(report)
+        if bmd_study and report.when is not None:
+            facts.bmd_study_dates.append(report.when)
+        parts = frozenset() if bmd_study and not _is_vfa(report) else _spine_parts(report, spine_concept)
         if parts:
             facts.spine_imaging.append(SpineImaging(report.when, parts, report.source))
-        radiograph = _is_radiograph(report)
+        radiograph = not bmd_study and _is_radiograph(report)
         for code_fracture in (
             fracture_from_condition_codes({"coding": [{"system": s, "code": c}]})
             for s, c in report.conclusion_codes
@@ -172,6 +192,17 @@ def _is_imaging(report: ImagingReport) -> bool:
         return True
     text = f" {report.code_text.lower()} "
     return any(word in text for word in _IMAGING_WORDS)
+
+
+def _is_bmd_study(report: ImagingReport) -> bool:
+    if any(s == LOINC and c in _BMD_STUDY_LOINC for s, c in report.codes):
+        return True
+    text = report.code_text.lower()
+    return any(word in text for word in _BMD_STUDY_WORDS)
+
+
+def _is_vfa(report: ImagingReport) -> bool:
+    return any(word in report.code_text.lower() for word in _VFA_WORDS)
 
 
 def _is_radiograph(report: ImagingReport) -> bool:

@@ -56,7 +56,8 @@ class BmdMeasurement:
     source: str  # "Observation/123"
     vertebra: str | None = None  # "L1".."L5", "T12" for QCT per-vertebra values
     laterality: str | None = None  # "left" | "right"
-    device: str | None = None  # manufacturer/model or device reference (DXA-5)
+    device: str | None = None  # manufacturer/model, for people (and DX-4 peripheral words)
+    device_id: str | None = None  # DXA-5 identity: the Device reference, else the device's display
     reference_database: str | None = None  # DXA-6, when the record states it
     region_text: str | None = None  # what the record said, for the evidence table
 
@@ -124,6 +125,7 @@ class PatientFacts:
     fractures: list[Fracture] = field(default_factory=list)
     spine_imaging: list[SpineImaging] = field(default_factory=list)
     report_findings: list[ReportFinding] = field(default_factory=list)
+    bmd_study_dates: list[date] = field(default_factory=list)  # DXA/QCT reports (REC-BMD: a BMD on record)
     open_orders: list[OpenOrder] = field(default_factory=list)
     notes: list[DataNote] = field(default_factory=list)
 

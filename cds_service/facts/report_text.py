@@ -141,6 +141,9 @@ class _HitSpec:
     vertebral: bool = False  # implies a vertebra (compression fracture, wedge deformity)
 
 
+# FX-3: a Genant grade at a vertebral level, with no fracture or deformity word in its clause.
+_GRADED_VERTEBRA: Final = _HitSpec(_DEFORMITY, vertebral=True)
+
 _HIT_TABLE: Final[tuple[tuple[str, _HitSpec], ...]] = (
     # Not findings at all: fracture risk, haemangioma, ankylosing spondylitis, non-union.
     (
@@ -701,6 +704,14 @@ def _read_clause(low: str, clause: _Clause) -> None:
     clause.sites = _read_sites(low, s, e, bool(clause.levels))
     clause.grades, clause.bare_grades = _read_grades(low, clause)
     clause.about_others = _ABOUT_OTHERS_RE.search(low, s, e) is not None
+    if (
+        clause.levels
+        and any(g >= 1 for g in clause.grades)
+        and not any(h.spec.kind in _FRACTURE_GROUP for h in clause.hits)
+    ):
+        # FX-3: "L1椎体Genant 2度" states a graded vertebra even with no fracture word, and grade >= 1
+        # is judged a fracture; it stands in as a vertebral deformity statement (FX-4 then decides).
+        clause.hits.append(_Hit(_GRADED_VERTEBRA, s, e))
 
 
 def _apply_cues(low: str, clause: _Clause) -> None:
@@ -1099,7 +1110,10 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
     if vertebra and not fracture_words:
         denied = any(c.denies_fracture and not c.about_others for c in near)
         graded = genant is not None and genant >= 1
-        deformity_only = not (graded and ecf != "absent" and not denied)
+        # FX-4 as CONSENSUS-RULES.md reads it: ECF stated absent makes a deformity at grade 1 only;
+        # grade 2-3 stays a fracture under FX-3 ("Genant 1度及以上均应判断为骨折").
+        ecf_rules_out = ecf == "absent" and genant == 1
+        deformity_only = not (graded and not ecf_rules_out and not denied)
 
     quote, start, end = _quote(draft, low, offsets)
     return FractureMention(
