@@ -24,7 +24,9 @@ lock: | $(UV)
 	$(UV) lock
 
 serve: install
-	OSTEO_CDS_AUTH=none OSTEO_CDS_PREVIEW=$${OSTEO_CDS_PREVIEW:-true} $(VENV)/bin/osteo-cds serve --host $(HOST) --port $(PORT)
+	OSTEO_CDS_AUTH=none OSTEO_CDS_PREVIEW=$${OSTEO_CDS_PREVIEW:-true} \
+	  OSTEO_CDS_CODE_MAP=$${OSTEO_CDS_CODE_MAP-examples/code-map.json} \
+	  $(VENV)/bin/osteo-cds serve --host $(HOST) --port $(PORT)
 
 test: install
 	bash scripts/test-setup.sh
