@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
-import redis
 import requests
 from cryptography.hazmat.primitives.asymmetric.ec import SECP384R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 if TYPE_CHECKING:
+    import redis
+
     from cds_service.settings import Settings
 
 # The spec forbids `none` and symmetric algorithms and recommends exactly these two; nothing else is accepted.
@@ -403,6 +404,10 @@ class RedisReplayStore:
     """jti store in Redis (`SET key 1 NX EXAT`), shared by every machine that uses the same Redis."""
 
     def __init__(self, url_or_client: str | redis.Redis, *, clock: Callable[[], float] = time.time) -> None:
+        # Imported here: redis is needed only with OSTEO_CDS_REDIS_URL, and costs start-up time otherwise.
+        import redis
+
+        self._redis_error: type[Exception] = redis.RedisError
         if isinstance(url_or_client, str):
             self._client: redis.Redis = redis.Redis.from_url(
                 url_or_client,
@@ -418,7 +423,7 @@ class RedisReplayStore:
         expire_at = max(math.ceil(expires_at), math.ceil(self._clock()) + 1)
         try:
             added = self._client.set(REDIS_KEY_PREFIX + key, b"1", nx=True, exat=expire_at)
-        except redis.RedisError as exc:
+        except self._redis_error as exc:
             raise ReplayStoreUnavailable(f"replay store redis: {type(exc).__name__}") from exc
         return bool(added)
 

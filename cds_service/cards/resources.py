@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
@@ -61,7 +63,7 @@ def condition_resource(patient_id: str, finding: Finding) -> dict[str, Any]:
         "subject": {"reference": f"Patient/{patient_id}"},
         "note": [{"text": f"Suggested by osteo-cds ({finding.topic}); rules {', '.join(finding.rules)}."}],
     }
-    return _validated(Condition, resource)
+    return _validated(Condition, resource, patient_id)
 
 
 def service_request_resource(patient_id: str, finding: Finding, order: OrderProposal) -> dict[str, Any]:
@@ -80,6 +82,10 @@ def service_request_resource(patient_id: str, finding: Finding, order: OrderProp
         ],
         "note": [{"text": f"Proposed by osteo-cds; rules {', '.join(finding.rules)}."}],
     }
+    if order.text:
+        resource["code"]["text"] = order.text
+    if order.note:
+        resource["note"].append({"text": order.note})
     if order.body_site_snomed:
         resource["bodySite"] = [
             {
@@ -88,10 +94,36 @@ def service_request_resource(patient_id: str, finding: Finding, order: OrderProp
                 ]
             }
         ]
-    return _validated(ServiceRequest, resource)
+    return _validated(ServiceRequest, resource, patient_id)
 
 
-def _validated(model: Any, resource: dict[str, Any]) -> dict[str, Any]:
+# A proposed resource is the same for every patient but for its subject reference, and fhir.resources
+# costs ~0.1 ms per resource. So each shape is validated once per process: a reference "Patient/<id>" with
+# an id of FHIR's id syntax is a valid FHIR string whatever the id (the only check a Reference.reference
+# gets), so a shape that validated once validates for every such id. Other ids (possible from
+# `osteo-cds evaluate`) are validated every time. The set is bounded; races only validate twice.
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_PLACEHOLDER_SUBJECT = {"reference": "Patient/{id}"}
+_MAX_SHAPES = 512
+_validated_shapes: set[tuple[str, bytes]] = set()
+
+
+def _validated(model: Any, resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
     # Raises pydantic.ValidationError on a malformed resource: a defect of ours, caught by the tests.
+    shape = _shape(model, resource, patient_id)
+    if shape is not None and shape in _validated_shapes:
+        return resource
     model.model_validate(resource)
+    if shape is not None and len(_validated_shapes) < _MAX_SHAPES:
+        _validated_shapes.add(shape)
     return resource
+
+
+def _shape(model: Any, resource: dict[str, Any], patient_id: str) -> tuple[str, bytes] | None:
+    """The resource with its subject reference blanked out, as a key; None when the id is not plain."""
+    if not _FHIR_ID.fullmatch(patient_id):
+        return None
+    if resource.get("subject") != {"reference": f"Patient/{patient_id}"}:
+        return None
+    blanked = {**resource, "subject": _PLACEHOLDER_SUBJECT}
+    return model.__name__, orjson.dumps(blanked, option=orjson.OPT_SORT_KEYS)
