@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.api.errors import operation_outcome
+from cds_service.api.services import BadBody, parse_json_object
 from cds_service.audit.feedback import FeedbackError, parse_feedback
 from cds_service.audit.store import AuditStore
 
@@ -27,14 +28,12 @@ def make_feedback_blueprint(
     def receive_feedback(service_id: str) -> ResponseReturnValue:
         if service_id not in services:
             return jsonify(operation_outcome("not-found", "no CDS service with this id")), 404
-        # force: some clients omit or mislabel Content-Type; the body is still required to be JSON.
-        body = request.get_json(force=True, silent=True)
-        if body is None:
-            raw = request.get_data(cache=True).strip()
-            if not raw:
-                return jsonify(operation_outcome("invalid", "request body is empty")), 400
-            if raw != b"null":
-                return jsonify(operation_outcome("invalid", "request body is not valid JSON")), 400
+        # Content-Type is not required (some clients omit or mislabel it); the body must be a JSON object,
+        # parsed like the hook's (orjson: strict UTF-8, bounded nesting, never a RecursionError).
+        try:
+            body = parse_json_object(request.get_data(cache=True))
+        except BadBody as exc:
+            return jsonify(operation_outcome("invalid", str(exc))), 400
         try:
             items = parse_feedback(body)
         except FeedbackError as exc:

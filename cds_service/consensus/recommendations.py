@@ -365,7 +365,8 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
     ]
     if forearm:
         return None
-    if _has_open_order(facts, frozenset(), ("forearm", "前臂", "桡骨", "radius")):
+    forearm_words = ("forearm", "前臂", "桡骨", "radius")
+    if _has_forearm_dxa_order(facts) or _has_open_order(facts, frozenset(), forearm_words):
         return None
     evidence = tuple(
         Evidence(kind="condition", source=c.source, when=c.when, region=c.concept.split(":")[0])
@@ -378,6 +379,17 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
         evidence=evidence,
         notes=(*(f"site-unusable-{r}" for r in unusable.reasons), "forearm-non-dominant"),
         orders=(FOREARM_ORDER,),
+    )
+
+
+_FOREARM_SITES = frozenset({"75129005", "62413002", "110535000", "14975008"})  # codes.md B
+
+
+def _has_forearm_dxa_order(facts: PatientFacts) -> bool:
+    """An open DXA order (38268-9) whose body site is the forearm: the order the card would propose."""
+    return any(
+        any(code == FOREARM_ORDER.loinc for _, code in order.codes) and _FOREARM_SITES & set(order.body_sites)
+        for order in facts.open_orders
     )
 
 

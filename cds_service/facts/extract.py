@@ -277,7 +277,13 @@ class _Reader:
         if raw is None:
             quantity = as_dict(resource.get("valueQuantity"))
             raw = quantity.get("value") if quantity else None
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != int(raw) or not 0 <= raw <= 3:
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | float)
+            or not math.isfinite(raw)
+            or raw != int(raw)
+            or not 0 <= raw <= 3
+        ):
             self.note(source, "implausible" if isinstance(raw, int | float) else "no-value", "Genant")
             return
         fracture = genant_fracture(int(raw), _vertebra(resource.get("bodySite")), when, source)
@@ -598,6 +604,12 @@ class _Reader:
                 source=resource_key(resource),
                 codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
                 text=concept_text(resource.get("code")),
+                body_sites=tuple(
+                    code
+                    for site in as_list(resource.get("bodySite"))
+                    for system, code, _ in codings(site)
+                    if system == SNOMED
+                ),
             )
         )
 

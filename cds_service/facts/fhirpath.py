@@ -67,7 +67,10 @@ def parse_fhir_datetime(raw: object, tz: zoneinfo.ZoneInfo) -> date | None:
             moment = None
         if moment is not None:
             if moment.tzinfo is not None:
-                return moment.astimezone(tz).date()
+                try:
+                    return moment.astimezone(tz).date()
+                except OverflowError:  # within a day of year 1 or 9999: the date as written
+                    return moment.date()
             return moment.date()
     match = _DATE_RE.match(text)
     if match is None:

@@ -110,6 +110,8 @@ class OpenOrder:
     source: str
     codes: tuple[tuple[str, str], ...]
     text: str
+    # SNOMED CT codes of ServiceRequest.bodySite (e.g. 75129005 distal radius)
+    body_sites: tuple[str, ...] = ()
 
 
 @dataclass

@@ -121,9 +121,9 @@ def _raw(data: str | bytes, content_type: str = "application/json") -> dict[str,
 @pytest.mark.parametrize(
     ("request_kwargs", "problem"),
     [
-        pytest.param(_raw(f'{{"feedback": [{PATIENT_MARKER}'), "not valid JSON", id="malformed JSON"),
-        pytest.param(_raw(PATIENT_MARKER, "text/plain"), "not valid JSON", id="plain text"),
-        pytest.param(_raw(b"\xff\xfe{}"), "not valid JSON", id="not UTF-8"),
+        pytest.param(_raw(f'{{"feedback": [{PATIENT_MARKER}'), "not valid UTF-8 JSON", id="malformed JSON"),
+        pytest.param(_raw(PATIENT_MARKER, "text/plain"), "not valid UTF-8 JSON", id="plain text"),
+        pytest.param(_raw(b"\xff\xfe{}"), "not valid UTF-8 JSON", id="not UTF-8"),
         pytest.param(_raw(""), "empty", id="empty body"),
         pytest.param(_raw("null"), "JSON object", id="JSON null"),
         pytest.param({"json": [accepted()]}, "JSON object", id="JSON array"),
