@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from cds_service.settings import Settings
+from cds_service.settings import Settings, SettingsError, int_setting
 
 # Nothing here imports the app (nor prometheus-client) at module level: the metrics directory must be in
 # the environment before prometheus-client is first imported, so that every worker writes its values there.
@@ -81,16 +81,11 @@ def default_workers() -> int:
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+    """The settings' own integer parsing, reported as a serve error."""
     try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ServeError(f"{name} must be an integer") from exc
-    if not low <= value <= high:
-        raise ServeError(f"{name} must be between {low} and {high}")
-    return value
+        return int_setting(lambda key: (env.get(key) or "").strip(), name, default, low, high)
+    except SettingsError as exc:
+        raise ServeError(str(exc)) from exc
 
 
 def _count(env: Mapping[str, str], name: str, given: int | None, default: int, high: int) -> int:

@@ -126,12 +126,14 @@ class Settings:
         ):
             raise SettingsError("OSTEO_CDS_TRUSTED_ISSUERS must be a JSON object issuer -> JWKS URL")
         clinical = ClinicalSettings(
-            menopause_age=_int(get, "OSTEO_CDS_MENOPAUSE_AGE", 50, 30, 70),
-            older_male_age=_int(get, "OSTEO_CDS_OLDER_MALE_AGE", 50, 30, 90),
+            menopause_age=int_setting(get, "OSTEO_CDS_MENOPAUSE_AGE", 50, 30, 70),
+            older_male_age=int_setting(get, "OSTEO_CDS_OLDER_MALE_AGE", 50, 30, 90),
             low_bmi=_float(get, "OSTEO_CDS_LOW_BMI", 18.5, 10, 30),
             severe_obesity_bmi=_float(get, "OSTEO_CDS_SEVERE_OBESITY_BMI", 35.0, 25, 80),
-            spine_radiograph_age=_int(get, "OSTEO_CDS_SPINE_XR_AGE", 60, 18, 120),
-            spine_imaging_lookback_months=_int(get, "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", 36, 1, 600),
+            spine_radiograph_age=int_setting(get, "OSTEO_CDS_SPINE_XR_AGE", 60, 18, 120),
+            spine_imaging_lookback_months=int_setting(
+                get, "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", 36, 1, 600
+            ),
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
         )
         return cls(
@@ -148,12 +150,12 @@ class Settings:
             tz=tz,
             database_url=get("OSTEO_CDS_DATABASE_URL") or "sqlite:///osteo-cds.db",
             redis_url=get("OSTEO_CDS_REDIS_URL") or None,
-            max_body_bytes=_int(get, "OSTEO_CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024, 1 << 30),
+            max_body_bytes=int_setting(get, "OSTEO_CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024, 1 << 30),
             fhir_timeout_seconds=_float(get, "OSTEO_CDS_FHIR_TIMEOUT", 1.5, 0.05, 60),
             fhir_budget_seconds=_float(get, "OSTEO_CDS_FHIR_BUDGET", 2.0, 0.1, 120),
-            fhir_max_pages=_int(get, "OSTEO_CDS_FHIR_MAX_PAGES", 10, 1, 1000),
-            jwks_cache_seconds=_int(get, "OSTEO_CDS_JWKS_CACHE_SECONDS", 3600, 1, 86400 * 7),
-            jwks_min_refresh_seconds=_int(get, "OSTEO_CDS_JWKS_MIN_REFRESH_SECONDS", 60, 1, 86400),
+            fhir_max_pages=int_setting(get, "OSTEO_CDS_FHIR_MAX_PAGES", 10, 1, 1000),
+            jwks_cache_seconds=int_setting(get, "OSTEO_CDS_JWKS_CACHE_SECONDS", 3600, 1, 86400 * 7),
+            jwks_min_refresh_seconds=int_setting(get, "OSTEO_CDS_JWKS_MIN_REFRESH_SECONDS", 60, 1, 86400),
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             clinical=clinical,
@@ -164,7 +166,8 @@ def _csv(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _int(get: Any, name: str, default: int, low: int, high: int) -> int:
+def int_setting(get: Any, name: str, default: int, low: int, high: int) -> int:
+    """An integer setting in [low, high]; default when unset or empty."""
     raw = get(name)
     if raw is None or raw == "":
         return default
@@ -181,7 +184,7 @@ def _optional_int(get: Any, name: str, low: int, high: int) -> int | None:
     raw = get(name)
     if raw is None or raw.strip() in ("", "none"):
         return None
-    return _int(get, name, 0, low, high)
+    return int_setting(get, name, 0, low, high)
 
 
 def _float(get: Any, name: str, default: float, low: float, high: float) -> float:
