@@ -143,6 +143,8 @@ def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: C
         result.notes.append("postmenopausal-recorded")
     elif population.basis is Basis.OLDER_MALE:
         result.notes.append("older-male")
+    elif population.basis is Basis.UNKNOWN_SEX:
+        result.notes.append("sex-unknown")
     if population.age is not None:
         result.params["age"] = population.age
 
@@ -299,6 +301,9 @@ def _settings_used(bmd: _Bmd, clinical: ClinicalSettings) -> tuple[SettingUse, .
         return ()
     if bmd.population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
         used.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+    if bmd.population.basis is Basis.UNKNOWN_SEX:
+        used.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+        used.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
     if bmd.population.basis in (Basis.OLDER_MALE, Basis.YOUNG_MALE):
         used.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
     if bmd.population.basis is Basis.PREMENOPAUSAL_BY_AGE:

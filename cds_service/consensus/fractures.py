@@ -68,8 +68,39 @@ def judge_fracture(
     return FractureJudgement(fracture, Verdict.OTHER_SITE, population=population)
 
 
+# A coded fracture and a report of the same fracture: within this many days, at the same site (and level).
+SAME_FRACTURE_DAYS = 90
+
+
 def judge_all(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[FractureJudgement]:
-    return [judge_fracture(f, facts, clinical, today) for f in facts.fractures]
+    """Every fracture judged; a coded fracture whose own report calls it pathological (FX-8) or high-energy
+    (FX-5) takes the report's verdict: the code says a fracture, the report says what kind."""
+    judged = [judge_fracture(f, facts, clinical, today) for f in facts.fractures]
+    reported = [j for j in judged if not j.fracture.from_condition]
+    return [_with_report_verdict(j, reported) if j.fracture.from_condition else j for j in judged]
+
+
+def _with_report_verdict(
+    coded: FractureJudgement, reported: Sequence[FractureJudgement]
+) -> FractureJudgement:
+    if coded.fracture.trauma != "not-stated":
+        return coded  # an osteoporotic code states the mechanism itself
+    for report in reported:
+        if report.verdict in (Verdict.PATHOLOGICAL, Verdict.HIGH_ENERGY) and _same_fracture(
+            coded.fracture, report.fracture
+        ):
+            return FractureJudgement(coded.fracture, report.verdict, population=coded.population)
+    return coded
+
+
+def _same_fracture(a: Fracture, b: Fracture) -> bool:
+    if a.site != b.site and "unspecified" not in (a.site, b.site):
+        return False
+    if a.vertebrae and b.vertebrae and not set(a.vertebrae) & set(b.vertebrae):
+        return False
+    if a.when is None or b.when is None:
+        return True
+    return abs((a.when - b.when).days) <= SAME_FRACTURE_DAYS
 
 
 def fractured_vertebrae(judgements: Sequence[FractureJudgement]) -> frozenset[str]:
@@ -108,8 +139,8 @@ def fracture_notes(judgements: Sequence[FractureJudgement]) -> list[str]:
     if any(f.genant_grade is not None for f in fractures):
         notes.append("genant-visual-error")
     vertebrae = {level for f in fractures if f.site == "vertebra" for level in f.vertebrae}
-    vertebral = [f for f in fractures if f.site == "vertebra"]
-    if len(vertebrae) >= 2 or len(vertebral) >= 2 or any((f.genant_grade or 0) >= 3 for f in fractures):
+    # Distinct levels: one L1 fracture seen on a radiograph and again on a CT is one fracture.
+    if len(vertebrae) >= 2 or any((f.genant_grade or 0) >= 3 for f in fractures):
         notes.append("multiple-vertebral-higher-risk")
     if any(f.acuity == "new" for f in fractures):
         notes.append("acuity-new")

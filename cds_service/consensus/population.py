@@ -63,7 +63,7 @@ def population_on(facts: PatientFacts, day: date, clinical: ClinicalSettings) ->
     if age >= max(clinical.menopause_age, clinical.older_male_age) and not _recorded_premenopausal(
         facts, day
     ):
-        return PopulationJudgement(Population.T_SCORE, Basis.ASSUMED_POSTMENOPAUSAL, age)
+        return PopulationJudgement(Population.T_SCORE, Basis.UNKNOWN_SEX, age)
     if age < min(clinical.menopause_age, clinical.older_male_age):
         return PopulationJudgement(Population.Z_SCORE, Basis.UNKNOWN_SEX, age)
     return PopulationJudgement(Population.UNKNOWN, Basis.UNKNOWN_SEX, age)

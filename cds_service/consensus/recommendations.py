@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from cds_service.consensus.bmd import dxa_exams, unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
-from cds_service.consensus.population import age_on
+from cds_service.consensus.population import Population, age_on, population_on
 from cds_service.facts.model import Fracture, Measure, Modality, PatientFacts, Region
 from cds_service.settings import ClinicalSettings
 
@@ -44,7 +44,18 @@ _BMD_ORDER_CODES = frozenset({"38268-9", "95925-4", "95924-7", "83012-5"})
 _CT_MR_SPINE_CODES = frozenset(
     {"24963-1", "24968-0", "24978-9", "24980-5", "30620-9", "30679-5", "30597-9", "36532-0", "30854-4"}
 )
-_SPINE_ORDER_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
+# Orders that image both the thoracic and the lumbar spine (REC-SPINE-XR is not met by one of them alone).
+_SPINE_ORDER_WORDS = (
+    "胸腰椎",
+    "胸腰段",
+    "全脊柱",
+    "thoracolumbar",
+    "thoraco-lumbar",
+    "thoracic and lumbar",
+    "whole spine",
+)
+# Any spine region, for CT/MRI orders of a doubtful vertebral fracture.
+_ANY_SPINE_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
 _CT_MR_WORDS = ("ct", "mri", "mr ", "磁共振", "核磁")
 _BMD_ORDER_WORDS = ("骨密度", "dxa", "dexa", "qct", "定量ct", "bone density", "densitometry")
 
@@ -167,7 +178,7 @@ def fracture_imaging(
     levels = [level for j in doubtful for level in j.fracture.vertebrae]
     vertebral = any(j.fracture.site == "vertebra" for j in doubtful)
     if vertebral and _has_open_order(
-        facts, _CT_MR_SPINE_CODES, (), _CT_MR_WORDS, _SPINE_ORDER_WORDS, unless=_BMD_ORDER_WORDS
+        facts, _CT_MR_SPINE_CODES, (), _CT_MR_WORDS, _ANY_SPINE_WORDS, unless=_BMD_ORDER_WORDS
     ):
         return None  # CT or MRI of the spine is already ordered
     if vertebral:
@@ -241,6 +252,8 @@ def bmd_measurement(
     if _has_open_order(facts, _BMD_ORDER_CODES, _BMD_ORDER_WORDS):
         return None
     reasons, reason_evidence, settings = dxa_unreliable(facts, clinical, today, judgements)
+    if not _qct_population(facts, clinical, today):
+        reasons, reason_evidence = [], []  # QCT-6: no QCT category for the young, so no QCT for them
     order = QCT_ORDER if reasons else DXA_ORDER
     rules = ["REC-BMD"] + (["REC-QCT"] if reasons else [])
     evidence = [Evidence(kind="report", source=latest.source, when=latest.when, quote=latest.quote)]
@@ -310,12 +323,18 @@ def dxa_unreliable(
     return reasons, evidence, settings
 
 
+def _qct_population(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> bool:
+    return population_on(facts, today, clinical).population is Population.T_SCORE
+
+
 def qct_recommended(
     facts: PatientFacts, clinical: ClinicalSettings, today: date, judgements: Sequence[FractureJudgement]
 ) -> Finding | None:
     """REC-QCT: DXA results on record, DXA unreliable for this patient, and no recent QCT."""
     if facts.deceased or not any(m.modality is Modality.DXA for m in facts.measurements):
         return None
+    if not _qct_population(facts, clinical, today):
+        return None  # QCT-6: the QCT criteria are for postmenopausal women and older men only
     since = months_before(today, clinical.spine_imaging_lookback_months)
     if any(m.modality is Modality.QCT and m.when >= since for m in facts.measurements):
         return None

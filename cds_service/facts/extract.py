@@ -23,7 +23,12 @@ from cds_service.facts.fhirpath import (
     refers_to,
     resource_key,
 )
-from cds_service.facts.imaging import fracture_from_condition_codes, genant_fracture, read_imaging_reports
+from cds_service.facts.imaging import (
+    fracture_from_condition_codes,
+    genant_fracture,
+    low_trauma_if_named,
+    read_imaging_reports,
+)
 from cds_service.facts.model import (
     BmdMeasurement,
     Bmi,
@@ -38,6 +43,7 @@ from cds_service.facts.model import (
     Region,
     Sex,
 )
+from cds_service.facts.report_text import FractureMention, read_report
 from cds_service.facts.valuesets import (
     BMI_LOINC,
     BODY_SITE_REGIONS,
@@ -77,6 +83,7 @@ _VBMD_UNITS = {
     "mg/cm³": 1.0,
     "mg/cm^3": 1.0,
     "mg/ml": 1.0,
+    "mg/cc": 1.0,  # 1 cc = 1 cm³
     "g/cm3": 1000.0,
     "g/cm³": 1000.0,
     "g/ml": 1000.0,
@@ -403,6 +410,10 @@ class _Reader:
             return (
                 (Region.VERTEBRA, vertebra, site_text) if vertebra else (Region.LUMBAR_SPINE, None, site_text)
             )
+        if kind.modality is Modality.DXA and vertebra:
+            # DXA-1 uses L1-L4 as a whole: a single vertebra's score (densitometers export one row per
+            # vertebra) is shown as context and never decides.
+            return Region.VERTEBRA, vertebra, site_text
         if kind.loinc == FOREARM_T_AMBIGUOUS and site_region is None:
             # codes.md caveat 1: forearm only when the display or body site says forearm/radius.
             display = concept_text(holder.get("code")).lower()
@@ -497,7 +508,8 @@ class _Reader:
         source = resource_key(resource)
         concepts = self._coded_concepts(resource.get("code"), procedure=False)
         fracture = fracture_from_condition_codes(resource.get("code"))
-        if not concepts and fracture is None:
+        text_fractures = () if fracture is not None else _fractures_in_text(resource.get("code"))
+        if not concepts and fracture is None and not text_fractures:
             return
         clinical = resource.get("clinicalStatus")
         verification = resource.get("verificationStatus")
@@ -508,6 +520,8 @@ class _Reader:
         if verification_codes & {"entered-in-error", "refuted"}:
             self.note(source, "verification", sorted(verification_codes & {"entered-in-error", "refuted"})[0])
             return
+        # FX-6: a fracture the clinician has not confirmed is not proof.
+        unconfirmed = bool(verification_codes & {"unconfirmed", "provisional", "differential"})
         clinical_codes = {code for _, code, _ in codings(clinical)}
         active = not clinical_codes or bool(clinical_codes & {"active", "recurrence", "relapse"})
         onset_period = as_dict(resource.get("onsetPeriod"))
@@ -518,6 +532,8 @@ class _Reader:
         )
         display = concept_text(resource.get("code")) or None
         for concept in concepts:
+            if concept == "spinal-fusion" and _fusion_elsewhere(resource):
+                continue
             self.facts.coded.append(CodedFinding(concept, when, source, display, active))
         if fracture is not None:
             # FX-6: a resolved/inactive fracture Condition is still a fracture history.
@@ -531,6 +547,26 @@ class _Reader:
                     when=when,
                     source=source,
                     trauma="none" if osteoporotic else "not-stated",
+                    from_condition=True,
+                    display=display,
+                    certain=not unconfirmed,
+                )
+            )
+        for mention in text_fractures:
+            # A fracture diagnosis written as text only (common in Chinese hospitals), read like a report.
+            self.facts.fractures.append(
+                Fracture(
+                    site=mention.site,
+                    when=when,
+                    source=source,
+                    vertebrae=mention.vertebrae,
+                    certain=mention.certain and not unconfirmed,
+                    trauma=low_trauma_if_named(mention.trauma, mention.quote),
+                    pathological=mention.pathological,
+                    genant_grade=mention.genant_grade,
+                    ecf=mention.ecf,
+                    deformity_only=mention.deformity_only,
+                    acuity=mention.acuity,
                     from_condition=True,
                     display=display,
                 )
@@ -553,6 +589,8 @@ class _Reader:
         )
         laterality = _laterality(resource.get("bodySite"))
         display = concept_text(resource.get("code")) or None
+        if "spinal-fusion" in concepts and _fusion_elsewhere(resource):
+            concepts = [c for c in concepts if c != "spinal-fusion"]
         for concept in concepts:
             if concept == "hip-prosthesis" and laterality:
                 concept = f"hip-prosthesis:{laterality}"
@@ -582,10 +620,14 @@ class _Reader:
                 return ["bilateral-oophorectomy"]
             side = _side_from_text(text)
             return [f"oophorectomy:{side or 'unknown'}"]
-        recorded = any(w in text for w in _OSTEOPOROSIS_WORDS)
-        if not procedure and recorded and not any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
-            return ["osteoporosis"]
-        return []
+        if procedure or any(w in text for w in _NOT_A_DIAGNOSIS_WORDS):
+            return []
+        found = []
+        if any(w in text for w in _OSTEOPOROSIS_WORDS):
+            found.append("osteoporosis")
+        if _states_menopause(text):
+            found.append("postmenopausal")  # POP-4 from a text-only diagnosis ("绝经后骨质疏松症" too)
+        return found
 
     # DiagnosticReport / ServiceRequest ------------------------------------------------------
     def report(self, resource: JsonObject) -> None:
@@ -659,6 +701,64 @@ def _has_known_coding(concept: object, mapped: Mapping[tuple[str, str], str]) ->
         if key in _STANDARD_OBSERVATION_CODINGS or key in mapped:
             return True
     return False
+
+
+_MENOPAUSE_WORDS = ("绝经", "postmenopaus", "menopause")
+_NOT_MENOPAUSE_WORDS = ("绝经前", "未绝经", "围绝经", "premenopaus", "perimenopaus", "pre-menopaus")
+
+
+# DXA-2 concerns the lumbar spine: an arthrodesis of another joint, or a cervical fusion, does not limit it.
+_NOT_LUMBAR_FUSION_WORDS = (
+    "颈",
+    "cervical",
+    "踝",
+    "ankle",
+    "膝",
+    "knee",
+    "腕",
+    "wrist",
+    "髋",
+    "hip",
+    "足部",
+    "foot",
+    "手部",
+    "hand",
+    "肩",
+    "shoulder",
+    "肘",
+    "elbow",
+    "拇",
+    "thumb",
+    "toe",
+    "趾",
+    "subtalar",
+    "距下",
+)
+_LUMBAR_WORDS = ("腰", "lumbar", "lumbosacral", "thoracolumbar", "胸腰")
+
+
+def _fusion_elsewhere(resource: JsonObject) -> bool:
+    """A fusion/arthrodesis whose code text or body site names a joint other than the lumbar spine."""
+    text = (
+        concept_text(resource.get("code"))
+        + " "
+        + " ".join(
+            concept_text(site) for site in (as_list(resource.get("bodySite")) or [resource.get("bodySite")])
+        )
+    ).lower()
+    return any(w in text for w in _NOT_LUMBAR_FUSION_WORDS) and not any(w in text for w in _LUMBAR_WORDS)
+
+
+def _states_menopause(text: str) -> bool:
+    return any(w in text for w in _MENOPAUSE_WORDS) and not any(w in text for w in _NOT_MENOPAUSE_WORDS)
+
+
+def _fractures_in_text(code: object) -> tuple[FractureMention, ...]:
+    """Fractures named in the text of a Condition that carries no known fracture code."""
+    text = concept_text(code)
+    if not text or not any(w in text.lower() for w in ("骨折", "fractur")):
+        return ()
+    return read_report(text).fractures
 
 
 def _finite(value: int | float) -> float | None:

@@ -87,6 +87,15 @@ _BMD_STUDY_WORDS = (
     "absorptiometry",
 )
 _VFA_WORDS = ("vfa", "椎体骨折评估", "vertebral fracture assessment")
+_LOW_TRAUMA_FRACTURE_WORDS = (
+    "机能不全",
+    "功能不全",
+    "insufficiency",
+    "脆性骨折",
+    "fragility fracture",
+    "骨质疏松性",
+    "osteoporotic",
+)
 _RADIOGRAPH_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "正侧位", "侧位片")
 _BOTH_SPINE_WORDS = (
     "胸腰椎",
@@ -143,6 +152,7 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
             continue
         reading = read_report(report.conclusion)
         for mention in reading.fractures:
+            trauma = low_trauma_if_named(mention.trauma, mention.quote)
             facts.fractures.append(
                 Fracture(
                     site=mention.site,
@@ -150,7 +160,7 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
                     source=report.source,
                     vertebrae=mention.vertebrae,
                     certain=mention.certain,
-                    trauma=mention.trauma,
+                    trauma=trauma,
                     pathological=mention.pathological,
                     genant_grade=mention.genant_grade,
                     ecf=mention.ecf,
@@ -170,6 +180,13 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
                     spine=bool(parts),
                 )
             )
+
+
+def low_trauma_if_named(trauma: str, quote: str) -> str:
+    """FX-1: an insufficiency (机能不全性) or fragility/osteoporotic fracture names its own mechanism."""
+    if trauma == "not-stated" and any(w in quote.lower() for w in _LOW_TRAUMA_FRACTURE_WORDS):
+        return "none"
+    return trauma
 
 
 def genant_fracture(grade: int, vertebra: str | None, when: date, source: str) -> Fracture | None:

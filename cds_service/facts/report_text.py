@@ -1098,7 +1098,9 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
     )
 
     trauma = report.sentence_trauma.get(draft.sentence, "not-stated")
-    if trauma == "not-stated":
+    if trauma == "not-stated" and acuity != "old":
+        # A mechanism stated elsewhere in the report (the history line) is this fracture's, unless the
+        # fracture is old: "车祸伤后：肋骨骨折。L1椎体陈旧性压缩骨折" — the old one predates the crash.
         trauma = report.report_trauma
 
     fracture_words = [h for c in draft.own for h in c.triggers if h.spec.kind in (_FRACTURE, _ECF)]

@@ -218,8 +218,14 @@ ICD10_PREFIX_CONCEPTS: dict[str, str] = {
     "M41": "scoliosis",
     "M47": "spine-degeneration",
     "M51.3": "spine-degeneration",
+    # codes.md lists Z98.1 "arthrodesis status" as spinal fusion status; it covers any joint, so a Condition
+    # whose text names another joint or the cervical spine is not taken as a lumbar fusion (extract.py).
     "Z98.1": "spinal-fusion",
-    "M43.2": "spinal-fusion",
+    "M43.2": "spinal-fusion",  # fusion of spine, site unspecified / thoracolumbar / lumbar / lumbosacral ...
+    "M43.21": "spinal-fusion-above-lumbar",  # occipito-atlanto-axial
+    "M43.22": "spinal-fusion-above-lumbar",  # cervical
+    "M43.23": "spinal-fusion-above-lumbar",  # cervicothoracic
+    "M43.24": "spinal-fusion-above-lumbar",  # thoracic
     "Z96.641": "hip-prosthesis:right",
     "Z96.642": "hip-prosthesis:left",
     "Z96.643": "hip-prosthesis:bilateral",

@@ -143,11 +143,6 @@ def _fracture_rows(finding: Finding) -> list[Any]:
             "proximal-humerus",
             id="FX-1a report proximal humerus",
         ),
-        pytest.param(
-            diagnostic_report("L1椎体机能不全性骨折", id="fx"),
-            "vertebra",
-            id="FX-1 report insufficiency fracture counts",
-        ),
     ],
 )
 def test_fx1a_usual_site_with_no_trauma_recorded_is_a_fragility_fracture(
@@ -162,6 +157,28 @@ def test_fx1a_usual_site_with_no_trauma_recorded_is_a_fragility_fracture(
     [row] = _fracture_rows(dx)
     assert row.used
     assert row.source.endswith("/fx")
+    assert (row.region or "").split(" ")[0] == site
+
+
+@pytest.mark.parametrize(
+    ("text", "site"),
+    [
+        pytest.param("L1椎体机能不全性骨折", "vertebra", id="FX-1 insufficiency fracture of L1 counts"),
+        pytest.param("骶骨机能不全性骨折", "pelvis", id="FX-1 sacral insufficiency fracture counts"),
+        pytest.param("Sacral insufficiency fracture.", "pelvis", id="FX-1 English sacral insufficiency"),
+        pytest.param("L2椎体骨质疏松性压缩骨折", "vertebra", id="FX-1 osteoporotic compression fracture"),
+    ],
+)
+def test_fx1_insufficiency_fracture_names_its_own_mechanism(text: str, site: str) -> None:
+    # FX-1: insufficiency fractures (机能不全性骨折) count; the word states the low-energy mechanism, so
+    # nothing is assumed (FX-1a) even at a site that is not one of the usual four.
+    dx = diagnosis_of(_findings(diagnostic_report(text, id="fx")))
+    assert dx is not None
+    assert dx.topic == "osteoporosis-fracture"
+    assert {"FX-1", "FX-2", "DX-3"} <= set(dx.rules)
+    assert "FX-1a" not in dx.rules
+    assert "mechanism-assumed" not in dx.notes
+    [row] = _fracture_rows(dx)
     assert (row.region or "").split(" ")[0] == site
 
 

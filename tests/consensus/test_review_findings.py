@@ -1,0 +1,185 @@
+"""Regressions from the clinical review: each case is a realistic record that once gave a wrong card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.builders import (
+    born,
+    card_topics,
+    condition,
+    diagnosis_of,
+    evaluate_resources,
+    findings_of,
+    patient,
+    procedure,
+    qct,
+    t_score,
+    z_score,
+)
+
+Resource = dict[str, Any]
+DAY = "2025-05-10"
+WOMAN_68 = patient(gender="female", birth_date=born(68, on=DAY))
+MAN_70 = patient(gender="male", birth_date=born(70, on=DAY))
+
+
+def report(conclusion: str, *, code_text: str = "胸腰椎正侧位", when: str = DAY, id: str = "dr1") -> Resource:
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": id,
+        "status": "final",
+        "code": {"text": code_text},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "conclusion": conclusion,
+    }
+
+
+def service_request(text: str) -> Resource:
+    return {
+        "resourceType": "ServiceRequest",
+        "id": "sr1",
+        "status": "active",
+        "intent": "order",
+        "code": {"text": text},
+        "subject": {"reference": "Patient/p1"},
+    }
+
+
+def _diagnosis(*resources: Resource) -> str | None:
+    dx = diagnosis_of(findings_of(list(resources)))
+    return dx.topic if dx else None
+
+
+def test_dxa1_single_vertebra_scores_never_decide() -> None:
+    # DXA-1: L1-L4 as a whole; densitometers export one row per vertebra beside the L1-L4 total.
+    rows = [t_score(v, when=DAY, body_site=level) for level, v in (("L1", -2.9), ("L2", -2.3), ("L3", -2.0))]
+    total = t_score(-2.2, when=DAY, body_site="L1-L4")
+    neck = t_score(-1.8, loinc="38263-0", when=DAY)
+    assert _diagnosis(WOMAN_68, *rows, total, neck) == "low-bone-mass"
+
+
+@pytest.mark.parametrize(
+    ("coded", "text", "rule"),
+    [
+        pytest.param(
+            condition(icd="S32.000", onset=DAY),
+            "L1椎体病理性压缩骨折，考虑转移瘤。",
+            "FX-8",
+            id="FX-8 coded + pathological",
+        ),
+        pytest.param(
+            condition(snomed="359817006", onset=DAY),
+            "车祸致右股骨颈骨折。",
+            "FX-5",
+            id="FX-5 coded + high energy",
+        ),
+    ],
+)
+def test_fx_a_coded_fracture_takes_its_reports_verdict(coded: Resource, text: str, rule: str) -> None:
+    assert _diagnosis(MAN_70, coded, report(text, code_text="MRI")) is None
+
+
+def test_fx5_a_crash_does_not_explain_an_old_fracture() -> None:
+    text = "车祸伤后：右侧第5、6肋骨骨折。L1椎体陈旧性压缩性骨折。"
+    assert _diagnosis(WOMAN_68, report(text, code_text="胸部CT")) == "osteoporosis-fracture"
+
+
+@pytest.mark.parametrize(
+    "fusion",
+    [
+        pytest.param(
+            condition(icd="Z98.1", text="踝关节融合术后", onset="2020-01-01"), id="DXA-2 ankle arthrodesis"
+        ),
+        pytest.param(
+            procedure(snomed="55705006", text="颈椎融合术", performed="2020-01-01"), id="DXA-2 cervical"
+        ),
+        pytest.param(
+            condition(icd=("http://hl7.org/fhir/sid/icd-10-cm", "M43.22"), onset="2020-01-01"),
+            id="DXA-2 M43.22 cervical fusion",
+        ),
+    ],
+)
+def test_dxa2_a_fusion_elsewhere_keeps_the_lumbar_spine(fusion: Resource) -> None:
+    spine, neck = t_score(-2.8, when=DAY), t_score(-1.5, loinc="38263-0", when=DAY)
+    response = evaluate_resources([MAN_70, fusion, spine, neck]).response
+    assert "osteoporosis-bmd" in card_topics(response)
+    assert "forearm-dxa-recommended" not in card_topics(response)
+
+
+def test_dxa2_a_lumbar_fusion_still_limits_the_spine() -> None:
+    fusion = condition(icd="Z98.1", text="腰椎融合术后", onset="2020-01-01")
+    spine, neck = t_score(-2.8, when=DAY), t_score(-1.5, loinc="38263-0", when=DAY)
+    assert _diagnosis(MAN_70, fusion, spine, neck) == "low-bone-mass"
+
+
+def test_rec_qct_not_for_the_young() -> None:
+    # QCT-6: no QCT category below the POP-1 population, so no QCT (a CT) is proposed for a child.
+    child = patient(gender="female", birth_date=born(14, on=DAY))
+    scoliosis = condition(icd=("http://hl7.org/fhir/sid/icd-10-cm", "M41.1"), onset="2020-01-01")
+    response = evaluate_resources([child, scoliosis, z_score(-0.5, when=DAY)]).response
+    assert "qct-recommended" not in card_topics(response)
+
+
+def test_pop4_menopause_as_text_only() -> None:
+    woman_45 = patient(gender="female", birth_date=born(45, on=DAY))
+    menopause = condition(text="绝经", onset="2024-01-01")
+    assert (
+        _diagnosis(woman_45, menopause, t_score(-2.6, when=DAY), z_score(-1.0, when=DAY))
+        == "osteoporosis-bmd"
+    )
+
+
+@pytest.mark.parametrize("text", ["绝经前", "围绝经期综合征", "premenopausal"])
+def test_pop4_premenopause_text_is_not_menopause(text: str) -> None:
+    woman_45 = patient(gender="female", birth_date=born(45, on=DAY))
+    dx = _diagnosis(
+        woman_45, condition(text=text, onset="2024-01-01"), t_score(-2.6, when=DAY), z_score(-1.0, when=DAY)
+    )
+    assert dx == "within-expected-range-for-age"
+
+
+def test_fx6_fracture_condition_as_text_only() -> None:
+    assert _diagnosis(MAN_70, condition(text="腰1椎体压缩性骨折", onset=DAY)) == "osteoporosis-fracture"
+
+
+def test_fx6_a_provisional_fracture_condition_is_not_proof() -> None:
+    provisional = condition(snomed="359817006", onset=DAY, verification="provisional")
+    topics = card_topics(evaluate_resources([MAN_70, provisional]).response)
+    assert "osteoporosis-fracture" not in topics
+    assert "fracture-imaging-recommended" in topics
+
+
+@pytest.mark.parametrize("text", ["XR Cervical spine 2 Views", "腰椎MRI平扫", "腰椎正侧位"])
+def test_rec_spine_xr_an_order_of_part_of_the_spine_does_not_suppress_it(text: str) -> None:
+    response = evaluate_resources([MAN_70, service_request(text)]).response
+    assert "spine-radiograph-recommended" in card_topics(response)
+
+
+def test_rec_spine_xr_an_order_of_both_parts_suppresses_it() -> None:
+    response = evaluate_resources([MAN_70, service_request("胸腰椎正侧位")]).response
+    assert "spine-radiograph-recommended" not in card_topics(response)
+
+
+def test_fx4_one_fracture_seen_twice_is_not_multiple() -> None:
+    first = report("L1椎体压缩骨折。", when="2024-05-10", id="dr1")
+    second = report("L1椎体压缩骨折。", code_text="腰椎CT", when=DAY, id="dr2")
+    dx = diagnosis_of(findings_of([MAN_70, first, second]))
+    assert dx is not None
+    assert "multiple-vertebral-higher-risk" not in dx.notes
+
+
+def test_qct5_mg_per_cc_is_mg_per_cm3() -> None:
+    values = [qct(70.0, vertebra=level, unit_code="mg/cc", when=DAY) for level in ("L1", "L2")]
+    assert _diagnosis(MAN_70, *values) == "osteoporosis-bmd"
+
+
+def test_pop1_unknown_sex_is_not_called_an_assumed_menopause() -> None:
+    someone = patient(gender=None, birth_date=born(70, on=DAY))
+    dx = diagnosis_of(findings_of([someone, t_score(-2.7, when=DAY)]))
+    assert dx is not None
+    assert "assumed-postmenopausal" not in dx.notes
+    assert "sex-unknown" in dx.notes
