@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import date
 from typing import Any
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings) -> int:
+    # stdout is the response and stderr one line on error: the service's own log lines stay out of both.
+    quiet = logging.getLogger("cds_service")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     try:
         if today:
             try:
@@ -57,7 +62,13 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
         resources, patient_id = patient_data(document)
         from cds_service.engine import evaluate
 
-        result = evaluate(resources, patient_id, settings, language=lang)
+        data_cut = orders_unknown = False
+        if "hook" in document:
+            # A CDS Hooks request is gathered as the service does: prefetch keys, else fhirServer.
+            resources, data_cut, orders_unknown = _gather(document, settings)
+        result = evaluate(
+            resources, patient_id, settings, language=lang, data_cut=data_cut, orders_unknown=orders_unknown
+        )
     except (InputError, BundleError) as exc:
         print(f"osteo-cds evaluate: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +79,30 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error of ours
     return 0
+
+
+def _gather(document: dict[str, Any], settings: Settings) -> tuple[list[dict[str, Any]], bool, bool]:
+    from cds_service.fhir.client import FhirServerRefused
+    from cds_service.fhir.gather import DataUnavailable
+    from cds_service.hooks.patient_view import OPTIONAL_KEYS, STRATEGY
+
+    authorization = document.get("fhirAuthorization")
+    token = authorization.get("access_token") if isinstance(authorization, dict) else None
+    fhir_server = document.get("fhirServer")
+    try:
+        gathered = STRATEGY.gather(
+            prefetch=document.get("prefetch"),
+            context=document["context"],
+            fhir_server=fhir_server if isinstance(fhir_server, str) else None,
+            access_token=token if isinstance(token, str) else None,
+            settings=settings,
+        )
+    except DataUnavailable as exc:
+        raise InputError(f"no data for {exc} (missing prefetch and no reachable fhirServer)") from exc
+    except FhirServerRefused as exc:
+        raise InputError(f"fhirServer refused: {exc}") from exc
+    orders_unknown = any(key in OPTIONAL_KEYS for key in gathered.omitted)
+    return gathered.resources, gathered.data_cut, orders_unknown
 
 
 def _read_json(path: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cds_service.cards.render import render_cards
@@ -31,17 +31,23 @@ def evaluate(
     *,
     language: str | None = None,
     data_cut: bool = False,
+    orders_unknown: bool = False,
 ) -> Evaluation:
     """Evaluate one patient's resources (any mix of types; other patients' resources are ignored).
 
     `language` is "en" or "zh-CN" (None: the setting); `data_cut` says a FHIR search was cut
-    by the page cap, which the cards then mention.
+    by the page cap, which the cards then mention; `orders_unknown` says the orders on record could not be
+    read, which the order cards then mention (they may propose what is already ordered).
     """
     facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
     findings = [f for f in assess(facts, settings.clinical, settings.today_date()) if _shown(f, settings)]
     if facts.deceased:
         # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
         findings = [f for f in findings if not f.orders and f.topic not in ORDER_TOPICS]
+    if orders_unknown:
+        findings = [
+            replace(f, notes=(*f.notes, "orders-unknown")) if f.topic in ORDER_TOPICS else f for f in findings
+        ]
     diagnoses = [f for f in findings if f.group is Group.DIAGNOSIS]
     if len(diagnoses) > 1:
         raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data

@@ -167,6 +167,7 @@ class EngineCall:
     patient_id: str
     language: str | None
     data_cut: bool
+    orders_unknown: bool = False
 
 
 @pytest.fixture
@@ -181,8 +182,9 @@ def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[EngineCall]:
         *,
         language: str | None = None,
         data_cut: bool = False,
+        orders_unknown: bool = False,
     ) -> engine.Evaluation:
-        calls.append(EngineCall(list(resources), patient_id, language, data_cut))
+        calls.append(EngineCall(list(resources), patient_id, language, data_cut, orders_unknown))
         return engine.Evaluation(response={"cards": []})
 
     monkeypatch.setattr(engine, "evaluate", record)

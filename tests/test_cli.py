@@ -88,6 +88,9 @@ def test_synthea_bundle_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert diagnosis_topics(body) == ["osteoporosis-bmd"]
 
 
+FULL_KEYS_EMPTY = {"procedures": None, "reports": _searchset(), "serviceRequests": None}
+
+
 @pytest.mark.parametrize(
     "prefetch",
     [
@@ -96,17 +99,19 @@ def test_synthea_bundle_file(capsys: pytest.CaptureFixture[str]) -> None:
                 "patient": OLD_MAN,
                 "observations": _searchset(RECORD[1]),
                 "conditions": _searchset(RECORD[2]),
+                **FULL_KEYS_EMPTY,
             },
             id="cli CDS Hooks request with prefetch Bundles",
         ),
         pytest.param(
             {
                 "patient": OLD_MAN,
-                "everything": _searchset(*RECORD[1:]),
+                "observations": _searchset(RECORD[1]),
+                "conditions": _searchset(RECORD[2]),
                 "procedures": None,
                 "reports": _searchset(),
             },
-            id="cli CDS Hooks request with partial and null prefetch",
+            id="cli CDS Hooks request with null keys and serviceRequests (optional) absent",
         ),
     ],
 )
@@ -119,12 +124,28 @@ def test_cds_hooks_request_file(
     assert "secondary-cause-workup" in card_topics(body)
 
 
+def test_cds_hooks_request_missing_keys_without_fhir_server_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service answers 412 here; the CLI says which data it could not have (exit 2, one line),
+    # rather than a silently partial answer. Keys it does not know ("everything") are not read.
+    prefetch = {"patient": OLD_MAN, "everything": _searchset(*RECORD[1:]), "procedures": None}
+    code, body, err = _run(["evaluate", _write(tmp_path, _hook_request("p1", prefetch))], capsys)
+    assert code == 2
+    assert body == ""  # nothing on stdout
+    assert err.count("\n") == 1
+    for resource_type in ("Condition", "DiagnosticReport", "Observation"):
+        assert resource_type in err
+
+
 def test_cds_hooks_request_ignores_other_patients_in_prefetch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefetch = {
         "patient": OLD_MAN,
         "observations": _searchset(t_score(-0.5), t_score(-3.5, patient="p2")),
+        "conditions": None,
+        **FULL_KEYS_EMPTY,
     }
     code, body, _ = _run(["evaluate", _write(tmp_path, _hook_request("p1", prefetch))], capsys)
     assert code == 0

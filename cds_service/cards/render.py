@@ -17,13 +17,14 @@ from cds_service.consensus.bmd import (
     T_OSTEOPOROSIS_UPPER_BOUND,
     Z_BELOW_EXPECTED,
 )
-from cds_service.consensus.findings import Evidence, Finding, Group
+from cds_service.consensus.findings import Evidence, Finding, Group, OrderProposal
 from cds_service.facts.model import DataNote
 
 TOPIC_SYSTEM = "urn:osteo-cds:finding"
 OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"
 SUMMARY_LIMIT = 139  # the spec says "<140 characters"
 _INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_COMPLEMENTARY_ORDERS = frozenset({"fracture-imaging-recommended"})
 
 
 class _Fill(dict[str, Any]):
@@ -73,7 +74,8 @@ def _card(
     suggestions = _suggestions(finding, texts, patient_id)
     if suggestions:
         card["suggestions"] = suggestions
-        card["selectionBehavior"] = "at-most-one"
+        # "CT and/or MRI" (REC-CT-MRI): both may be accepted; otherwise the suggestions are alternatives.
+        card["selectionBehavior"] = "any" if finding.topic in _COMPLEMENTARY_ORDERS else "at-most-one"
     if finding.group is Group.RECOMMENDATION:
         card["overrideReasons"] = [
             {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
@@ -190,6 +192,7 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
 
 def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) -> list[dict[str, Any]]:
     words = texts["suggestions"]
+    rules = ", ".join(finding.rules)
     suggestions: list[dict[str, Any]] = []
     if finding.suggest_condition:
         suggestions.append(
@@ -201,25 +204,41 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
                     {
                         "type": "create",
                         "description": words["condition_action"],
-                        "resource": condition_resource(patient_id, finding),
+                        "resource": condition_resource(
+                            patient_id,
+                            finding,
+                            note=words["condition_note"].format(topic=finding.topic, rules=rules),
+                            text=words["condition_text"],
+                        ),
                     }
                 ],
             }
         )
     for order in finding.orders:
+        # Labels and notes in the card's language; the coding keeps LOINC's own display.
+        order_words = texts["orders"].get(_order_key(order), {})
         suggestions.append(
             {
-                "label": texts["orders"][order.loinc]["label"]
-                if "orders" in texts and order.loinc in texts["orders"]
-                else order.display,
+                "label": order_words.get("label", order.display),
                 "uuid": str(uuid.uuid4()),
                 "actions": [
                     {
                         "type": "create",
                         "description": words["order_action"],
-                        "resource": service_request_resource(patient_id, finding, order),
+                        "resource": service_request_resource(
+                            patient_id,
+                            finding,
+                            order,
+                            note=words["order_note"].format(rules=rules),
+                            order_note=order_words.get("note"),
+                        ),
                     }
                 ],
             }
         )
     return suggestions
+
+
+def _order_key(order: OrderProposal) -> str:
+    """The key of an order's texts: its LOINC code, and the body site when one code serves two orders."""
+    return f"{order.loinc}/{order.body_site_snomed}" if order.body_site_snomed else order.loinc

@@ -29,7 +29,9 @@ _BMD_ONLY_ICD = {
 }
 
 
-def condition_resource(patient_id: str, finding: Finding) -> dict[str, Any]:
+def condition_resource(
+    patient_id: str, finding: Finding, note: str | None = None, text: str = "Osteoporosis"
+) -> dict[str, Any]:
     """DX-9: the diagnosis a card suggests is provisional."""
     codings = list(_OSTEOPOROSIS_CODINGS)
     if finding.topic == "osteoporosis-bmd":
@@ -59,14 +61,22 @@ def condition_resource(patient_id: str, finding: Finding) -> dict[str, Any]:
                 ]
             }
         ],
-        "code": {"coding": codings, "text": "Osteoporosis"},
+        "code": {"coding": codings, "text": text},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "note": [{"text": f"Suggested by osteo-cds ({finding.topic}); rules {', '.join(finding.rules)}."}],
+        "note": [
+            {"text": note or f"Suggested by osteo-cds ({finding.topic}); rules {', '.join(finding.rules)}."}
+        ],
     }
     return _validated(Condition, resource, patient_id)
 
 
-def service_request_resource(patient_id: str, finding: Finding, order: OrderProposal) -> dict[str, Any]:
+def service_request_resource(
+    patient_id: str,
+    finding: Finding,
+    order: OrderProposal,
+    note: str | None = None,
+    order_note: str | None = None,
+) -> dict[str, Any]:
     """CONTRACT.md suggestions: draft proposal, coded, with a reason and a note citing the rule."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
@@ -80,12 +90,12 @@ def service_request_resource(patient_id: str, finding: Finding, order: OrderProp
                 "text": order.reason or finding.topic,
             }
         ],
-        "note": [{"text": f"Proposed by osteo-cds; rules {', '.join(finding.rules)}."}],
+        "note": [{"text": note or f"Proposed by osteo-cds; rules {', '.join(finding.rules)}."}],
     }
     if order.text:
         resource["code"]["text"] = order.text
-    if order.note:
-        resource["note"].append({"text": order.note})
+    if order_note or order.note:
+        resource["note"].append({"text": order_note or order.note})
     if order.body_site_snomed:
         resource["bodySite"] = [
             {

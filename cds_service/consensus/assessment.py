@@ -322,7 +322,8 @@ def _common_params(bmd: _Bmd) -> dict[str, str | float]:
         params["measure"] = _row(bmd.decisive, used=True).kind
         if params.get("decisive_kind") == "qct-mean":
             params["measure"] = "qct-mean"
-            params["region"] = "lumbar-spine"
+            # QCT-1: name the two vertebrae the mean came from (e.g. "L1+L2"), not L1-L4
+            params["region"] = str(params.get("qct_mean_of", "lumbar-spine"))
     return params
 
 

@@ -13,7 +13,7 @@ import requests
 
 from cds_service.fhir.bundle import Resource, entry_resources, next_link
 from cds_service.fhir.client import EXECUTOR, Deadline, FhirClient, QueryResult, check_fhir_server
-from cds_service.fhir.prefetch import TemplateError, render, resource_type_of
+from cds_service.fhir.prefetch import TemplateError, is_read, render, resource_type_of
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,9 @@ class PrefetchStrategy:
                 elif result.ok:
                     found[name], sources[name] = result.resources, "server"
                     data_cut = data_cut or result.cut
+                elif result.failure == "http 404" and is_read(key.template):
+                    # A read of a resource the server does not have is "no data", as a null prefetch is.
+                    found[name], sources[name] = [], "null"
                 else:
                     unavailable.append(key)
 

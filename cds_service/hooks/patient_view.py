@@ -73,7 +73,12 @@ def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.E
     )
     gathered_at = time.monotonic()
     evaluation = engine.evaluate(
-        gathered.resources, call.patient_id, settings, language=language, data_cut=gathered.data_cut
+        gathered.resources,
+        call.patient_id,
+        settings,
+        language=language,
+        data_cut=gathered.data_cut,
+        orders_unknown=any(key in OPTIONAL_KEYS for key in gathered.omitted),
     )
     log.info(
         "patient-view: %d resources (%s), gather %.0f ms, evaluate %.0f ms, topics %s%s",

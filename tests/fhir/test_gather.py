@@ -322,3 +322,22 @@ def test_strategy_from_templates_names_failure_modes() -> None:
         ("a", "fail", "Patient"),
         ("b", "omit", "X"),
     ]
+
+
+def test_a_patient_read_answered_404_is_no_data_like_null(rsps: responses.RequestsMock) -> None:
+    # CDS Hooks: prefetch must equal what the service would fetch; a null patient prefetch is "no data",
+    # so a 404 on the same read is too (412 is for data that cannot be had, not for absent data).
+    prefetch = full_prefetch()
+    del prefetch["patient"]
+    rsps.get(f"{BASE}/Patient/{PATIENT}", status=404)
+    gathered = gather(prefetch, BASE)
+    assert gathered.sources["patient"] == "null"
+    assert not any(r.get("resourceType") == "Patient" for r in gathered.resources)
+
+
+def test_a_search_answered_404_is_still_unavailable(rsps: responses.RequestsMock) -> None:
+    prefetch = full_prefetch()
+    del prefetch["observations"]
+    rsps.get(f"{BASE}/Observation", status=404)
+    with pytest.raises(DataUnavailable):
+        gather(prefetch, BASE)

@@ -716,7 +716,8 @@ def check_evaluation(resources: list[Any], language: str) -> dict[str, Any]:
                 assert BODY_SITE_BY_TOPIC[topic] in sites, (topic, sites)
             if topic == "forearm-dxa-recommended":
                 # CONTRACT.md: "non-dominant side in note"; the generic DXA code is not "the same thing"
-                assert any("non-dominant" in note["text"] for note in request["note"])
+                side = "非优势侧" if language == "zh-CN" else "non-dominant"
+                assert any(side in note["text"] for note in request["note"])
             else:
                 assert not codes & already_ordered, f"{topic}: proposes {codes & already_ordered}, on record"
     return response
