@@ -23,6 +23,7 @@ class Verdict(StrEnum):
     HIGH_ENERGY = "high-energy"  # FX-5
     DEFORMITY = "deformity"  # FX-4: no endplate/cortex fracture at grade 1
     OTHER_SITE = "other-site"  # FX-1a: no mechanism recorded at a site that is not usual
+    TRAUMA_UNSPECIFIED = "trauma-unspecified"  # FX-1: a trauma of unstated energy: not assumed either way
     YOUNG = "young"  # POP-3: work-up, never a label
     YOUNG_NOT_COUNTED = "young-not-counted"
     POPULATION_UNKNOWN = "population-unknown"
@@ -62,6 +63,9 @@ def judge_fracture(
         return FractureJudgement(fracture, Verdict.POPULATION_UNKNOWN, population=population)
     if low_trauma:
         return FractureJudgement(fracture, Verdict.FRAGILITY, population=population)
+    if fracture.trauma == "unspecified":
+        # FX-1a assumes a fragility fracture only when no trauma is recorded; "外伤后" records one.
+        return FractureJudgement(fracture, Verdict.TRAUMA_UNSPECIFIED, population=population)
     if usual:
         # FX-1a: a usual site with no trauma recorded is taken as a fragility fracture.
         return FractureJudgement(fracture, Verdict.FRAGILITY, mechanism_assumed=True, population=population)

@@ -26,8 +26,9 @@
 #     Vertebral haemangioma (血管瘤) is ignored: it is the usual incidental finding.
 #   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7).
 #   * Trauma is read from the fracture's sentence, else from the whole report; the most energetic
-#     mechanism wins (high-energy > minor > none). A trauma of unstated energy ("外伤后") stays
-#     "not-stated".
+#     mechanism wins (high-energy > minor > unspecified > none). A trauma of unstated energy
+#     ("外伤后") is "unspecified": recorded, so FX-1a's assumption no longer applies. An old fracture
+#     does not take a mechanism stated in another sentence (it predates it).
 #   * 终板塌陷 / "endplate collapse" count as ECF present; 终板凹陷 / "endplate depression" do not
 #     (Schmorl's nodes look the same).
 #   * A deformity word alone (楔形变, 变扁, "compression deformity") is reported as a vertebra mention;
@@ -86,7 +87,7 @@ class FractureMention:
     genant_grade: int | None  # FX-3 (0..3)
     ecf: str  # FX-4: "present" | "absent" | "not-stated"
     deformity_only: bool  # FX-4
-    trauma: str  # FX-5: "high-energy" | "minor" | "none" | "not-stated"
+    trauma: str  # FX-5: "high-energy" | "minor" | "unspecified" | "none" | "not-stated"
     pathological: bool  # FX-8
     acuity: str  # FX-7: "new" | "old" | "unknown"
     quote: str  # text[start:end] of the original input
@@ -128,7 +129,8 @@ _IGNORED: Final = "ignored"
 # Kinds that are one "group" for negation scope: "no wedge deformity or fracture".
 _FRACTURE_GROUP: Final = frozenset({_FRACTURE, _ECF, _DEFORMITY})
 
-_TRAUMA_RANK: Final = {"none": 1, "minor": 2, "high-energy": 3}
+# "unspecified": a trauma stated without its energy ("外伤后"): FX-1a (no trauma recorded) no longer holds.
+_TRAUMA_RANK: Final = {"none": 1, "unspecified": 2, "minor": 3, "high-energy": 4}
 _ECF_RANK: Final = {"not-stated": 0, "absent": 1, "present": 2}
 
 
@@ -1247,7 +1249,7 @@ def _trauma(clauses: Iterable[_Clause]) -> str:
             if h.spec.immune or h.negated:
                 value = "none"
             elif value == "generic":
-                continue
+                value = "unspecified"
             best = max(best, _TRAUMA_RANK[value])
     for name, rank in _TRAUMA_RANK.items():
         if rank == best:

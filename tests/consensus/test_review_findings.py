@@ -183,3 +183,13 @@ def test_pop1_unknown_sex_is_not_called_an_assumed_menopause() -> None:
     assert dx is not None
     assert "assumed-postmenopausal" not in dx.notes
     assert "sex-unknown" in dx.notes
+
+
+@pytest.mark.parametrize("text", ["L1椎体压缩性骨折，外伤后。", "外伤后L1椎体压缩骨折。"])
+def test_fx1a_a_recorded_trauma_of_unknown_energy_is_not_assumed_away(text: str) -> None:
+    # FX-1a assumes a fragility fracture only when no trauma is recorded.
+    assert _diagnosis(WOMAN_68, report(text)) is None
+
+
+def test_fx1a_minor_trauma_still_counts() -> None:
+    assert _diagnosis(WOMAN_68, report("摔倒后L1椎体压缩骨折。")) == "osteoporosis-fracture"

@@ -390,7 +390,9 @@ TRAUMA = [
         id="FX-5 spontaneous is none",
     ),
     pytest.param(
-        "外伤后L1椎体压缩骨折", [v("L1") | fx(trauma="not-stated")], id="FX-5 unspecified 外伤 not stated"
+        "外伤后L1椎体压缩骨折",
+        [v("L1") | fx(trauma="unspecified")],
+        id="FX-1 a trauma of unstated energy is recorded as unspecified",
     ),
     pytest.param("L1椎体压缩骨折", [v("L1") | fx(trauma="not-stated")], id="FX-5 nothing said is not stated"),
     pytest.param(
