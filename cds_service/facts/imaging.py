@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from cds_service.facts.codemap import CodeMap
@@ -170,6 +171,12 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
                 )
             )
         for finding in reading.findings:
+            if finding.kind == "linear-uptake-band":
+                band = _uptake_band_fracture(finding.quote, report)
+                # The report's own words about a fracture there ("骨折可能") govern; the band adds none.
+                stated = [m for m in reading.fractures if m.site == "vertebra"]
+                if not any(not band.vertebrae or set(band.vertebrae) & set(m.vertebrae) for m in stated):
+                    facts.fractures.append(band)
             facts.report_findings.append(
                 ReportFinding(
                     kind=finding.kind,
@@ -180,6 +187,47 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
                     spine=bool(parts),
                 )
             )
+
+
+_LEVEL_RE = re.compile(r"(?<![A-Za-z])([TL])\s?(\d{1,2})(?!\d)|([胸腰])\s?(\d{1,2})(?!\d)")
+_UNCERTAIN_WORDS = (
+    "可能",
+    "可疑",
+    "疑似",
+    "不除外",
+    "待排",
+    "?",
+    "？",
+    "possible",
+    "suspicious",
+    "cannot exclude",
+    "may represent",
+    "questionable",
+    "equivocal",
+)
+
+
+def _uptake_band_fracture(quote: str, report: ImagingReport) -> Fracture:
+    """DX-8: a linear band of intense uptake in a vertebra on a bone scan is evidence of a compression
+    fracture, under FX-6's certainty rules (a hedged statement is not proof)."""
+    levels = []
+    for m in _LEVEL_RE.finditer(quote):
+        level = (
+            f"{m.group(1)}{int(m.group(2))}"
+            if m.group(1)
+            else f"{'T' if m.group(3) == '胸' else 'L'}{int(m.group(4))}"
+        )
+        if level not in levels:
+            levels.append(level)
+    lowered = quote.lower()
+    return Fracture(
+        site="vertebra",
+        when=report.when,
+        source=report.source,
+        vertebrae=tuple(levels),
+        certain=not any(w in lowered for w in _UNCERTAIN_WORDS),
+        quote=quote,
+    )
 
 
 def low_trauma_if_named(trauma: str, quote: str) -> str:

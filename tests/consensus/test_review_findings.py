@@ -193,3 +193,31 @@ def test_fx1a_a_recorded_trauma_of_unknown_energy_is_not_assumed_away(text: str)
 
 def test_fx1a_minor_trauma_still_counts() -> None:
     assert _diagnosis(WOMAN_68, report("摔倒后L1椎体压缩骨折。")) == "osteoporosis-fracture"
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        pytest.param(
+            "L1椎体见横行带状放射性浓聚。", "osteoporosis-fracture", id="DX-8 linear band is a fracture"
+        ),
+        pytest.param(
+            "L1椎体线状放射性浓聚，骨折可能。",
+            "fracture-imaging-recommended",
+            id="DX-8 hedged: CT/MRI (FX-6)",
+        ),
+        pytest.param(
+            "L1椎体见带状放射性浓聚可能。",
+            "fracture-imaging-recommended",
+            id="DX-8 hedged band itself (FX-6)",
+        ),
+    ],
+)
+def test_dx8_bone_scan_linear_uptake_band(text: str, topic: str) -> None:
+    scan = report(text, code_text="全身骨显像")
+    assert topic in card_topics(evaluate_resources([WOMAN_68, scan]).response)
+
+
+def test_dx8_a_normal_bone_scan_is_nothing() -> None:
+    scan = report("全身骨显像未见明显异常。", code_text="全身骨显像")
+    assert _diagnosis(WOMAN_68, scan) is None
