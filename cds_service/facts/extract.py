@@ -29,6 +29,7 @@ from cds_service.facts.imaging import (
     low_trauma_if_named,
     read_imaging_reports,
 )
+from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import (
     BmdMeasurement,
     Bmi,
@@ -91,26 +92,6 @@ _VBMD_UNITS = {
 _HOUNSFIELD_UNITS = frozenset({"hu", "[hnsf'u]", "hounsfield", "hounsfield units"})
 _DEAD_STATUSES = frozenset({"entered-in-error"})
 
-# One vertebra named in a body site's text: "L1", "T12", "腰1", "胸12", "第1腰椎", "第一腰椎", "腰椎1".
-_CN_NUMBERS = {
-    "一": 1,
-    "二": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-    "十": 10,
-    "十一": 11,
-    "十二": 12,
-}
-_VERTEBRA_TEXT = re.compile(
-    r"(?<![A-Za-z])(?P<latin>[TL])\s?-?(?P<n1>\d{1,2})(?!\d)"
-    r"|第\s?(?P<n2>\d{1,2}|十[一二]?|[一二三四五六七八九])\s?(?P<cn2>[胸腰])椎"
-    r"|(?P<cn1>[胸腰])椎?\s?(?P<n3>\d{1,2})(?!\d)"
-)
 _FOREARM_WORDS = ("forearm", "radius", "radial", "33%", "1/3", "前臂", "桡骨")
 _REGION_WORDS: tuple[tuple[tuple[str, ...], Region], ...] = (
     (("femoral neck", "femur neck", "neck", "股骨颈"), Region.FEMORAL_NECK),
@@ -835,22 +816,8 @@ def _vertebra(body_site: object) -> str | None:
     text = concept_text(body_site)
     if any(mark in text for mark in ("~", "–", "至", "到")) or re.search(r"\d\s?-\s?[A-Za-z胸腰]?\d", text):
         return None  # a range ("L1-L4", "L1~L2", "腰1至腰2") is not one vertebra: the value is a mean
-    levels = {_vertebra_level(m) for m in _VERTEBRA_TEXT.finditer(text)}
-    levels.discard(None)
+    levels = set(vertebra_levels(text))
     return levels.pop() if len(levels) == 1 else None  # text and display may name the same level twice
-
-
-def _vertebra_level(m: re.Match[str]) -> str | None:
-    if m.group("latin"):
-        prefix, raw = m.group("latin"), m.group("n1")
-    elif m.group("cn2"):
-        prefix, raw = ("T" if m.group("cn2") == "胸" else "L"), m.group("n2")
-    else:
-        prefix, raw = ("T" if m.group("cn1") == "胸" else "L"), m.group("n3")
-    number = int(raw) if raw.isdigit() else _CN_NUMBERS.get(raw)
-    if number is None or not (1 <= number <= (12 if prefix == "T" else 5)):
-        return None
-    return f"{prefix}{number}"
 
 
 def _laterality(body_site: object) -> str | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from cds_service.facts.codemap import CodeMap
 from cds_service.facts.fhirpath import codings
+from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
 from cds_service.facts.report_text import read_report
 from cds_service.facts.valuesets import (
@@ -189,7 +189,6 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
             )
 
 
-_LEVEL_RE = re.compile(r"(?<![A-Za-z])([TL])\s?(\d{1,2})(?!\d)|([胸腰])\s?(\d{1,2})(?!\d)")
 _UNCERTAIN_WORDS = (
     "可能",
     "可疑",
@@ -210,15 +209,7 @@ _UNCERTAIN_WORDS = (
 def _uptake_band_fracture(quote: str, report: ImagingReport) -> Fracture:
     """DX-8: a linear band of intense uptake in a vertebra on a bone scan is evidence of a compression
     fracture, under FX-6's certainty rules (a hedged statement is not proof)."""
-    levels = []
-    for m in _LEVEL_RE.finditer(quote):
-        level = (
-            f"{m.group(1)}{int(m.group(2))}"
-            if m.group(1)
-            else f"{'T' if m.group(3) == '胸' else 'L'}{int(m.group(4))}"
-        )
-        if level not in levels:
-            levels.append(level)
+    levels = vertebra_levels(quote)
     lowered = quote.lower()
     return Fracture(
         site="vertebra",
