@@ -25,6 +25,8 @@ OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"
 SUMMARY_LIMIT = 139  # the spec says "<140 characters"
 _INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _COMPLEMENTARY_ORDERS = frozenset({"fracture-imaging-recommended"})
+# CONSENSUS-RULES.md §7: settings whose default is the consensus's own number (the rest are choices).
+CONSENSUS_VALUE_SETTINGS = frozenset({"OSTEO_CDS_SPINE_XR_AGE"})
 
 
 class _Fill(dict[str, Any]):
@@ -112,6 +114,8 @@ def _number(value: float, measure: str) -> str:
         return f"{_faithful(value, 1, _QCT_BOUNDARIES)} mg/cm³"
     if measure.endswith("abmd"):
         return f"{value:.3f} g/cm²"
+    if measure.endswith("tbs"):
+        return f"{value:.3f}"  # TBS is read to three decimals (context only, DX-5)
     return _faithful(value, 1, _SCORE_BOUNDARIES if measure != "bmi" else ())
 
 
@@ -145,7 +149,7 @@ def _detail(
         names = texts["settings"]
         lines = [
             f"- `{s.name}` = {escape_markdown(s.value, 40)}: {names.get(s.name, s.name)} "
-            f"({names['implementation_choice']})"
+            f"({names['consensus_value' if s.name in CONSENSUS_VALUE_SETTINGS else 'implementation_choice']})"
             for s in finding.settings
         ]
         parts.append(f"**{meta['settings_heading']}**\n\n" + "\n".join(lines))

@@ -73,7 +73,7 @@ def assess(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list
         findings.append(diagnosis)
     if bmd.z_required and bmd.population is not None:
         findings.append(_z_score_required(bmd, clinical))
-    workup = _secondary_cause_workup(bmd, facts, fragility, young)
+    workup = _secondary_cause_workup(bmd, facts, fragility, young, clinical)
     if workup is not None:
         findings.append(workup)
     peripheral = _peripheral_only(facts)
@@ -145,6 +145,8 @@ def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: C
         result.notes.append("older-male")
     elif population.basis is Basis.UNKNOWN_SEX:
         result.notes.append("sex-unknown")
+    elif population.basis is Basis.PREMENOPAUSAL_BY_AGE:
+        result.notes.append("premenopausal-by-age")
     if population.age is not None:
         result.params["age"] = population.age
 
@@ -324,6 +326,8 @@ def _common_params(bmd: _Bmd) -> dict[str, str | float]:
             params["measure"] = "qct-mean"
             # QCT-1: name the two vertebrae the mean came from (e.g. "L1+L2"), not L1-L4
             params["region"] = str(params.get("qct_mean_of", "lumbar-spine"))
+        elif bmd.decisive.modality is Modality.QCT and bmd.decisive.region is Region.LUMBAR_SPINE:
+            params["region"] = "qct-mean-reported"  # QCT-1: a reported mean of two vertebrae, not L1-L4
     return params
 
 
@@ -398,6 +402,7 @@ def _fracture_diagnosis(
     settings: list[SettingUse] = list(_settings_used(bmd, clinical))
     if population is not None and population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
         notes.append("assumed-postmenopausal-at-fracture")
+        bmd.notes = [n for n in bmd.notes if n != "assumed-postmenopausal"]  # said once, for the fracture
         if not any(s.name == "OSTEO_CDS_MENOPAUSE_AGE" for s in settings):
             settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
     if bmd_osteoporosis:
@@ -439,6 +444,7 @@ def _secondary_cause_workup(
     facts: PatientFacts,
     fragility: Sequence[FractureJudgement],
     young: Sequence[FractureJudgement],
+    clinical: ClinicalSettings,
 ) -> Finding | None:
     """POP-5, DX-6, QCT-6, FX-1: evaluate secondary osteoporosis."""
     causes = [c for c in facts.coded_of("secondary-cause:") if c.active]
@@ -454,11 +460,9 @@ def _secondary_cause_workup(
         if fragility:
             rules.append("FX-1")  # criterion 3: secondary osteoporosis excluded
     if young_low or young:
-        rules.append("DX-6")
+        rules.extend(["DX-6", "POP-3"])
         if bmd.young_qct_low:
             rules.append("QCT-6")
-        if young:
-            rules.append("POP-3")
     if not rules:
         return None
     evidence = [
@@ -468,12 +472,30 @@ def _secondary_cause_workup(
     decisive = [e for e in bmd.evidence if e.used] + [fracture_row(j.fracture) for j in young]
     params = _common_params(bmd)
     params["causes"] = ", ".join(dict.fromkeys(c.concept.partition(":")[2] for c in causes))
+    notes = ["secondary-causes-listed"] if causes else []
+    if young_low:
+        notes.append("young-low-bmd")
+    if young:
+        notes.append("young-fracture")
+    # Why the young population: the basis of the judgement that put the patient there (POP-3/POP-4).
+    populations = (
+        [bmd.population] if young_low and bmd.population else [j.population for j in young if j.population]
+    )
+    settings: list[SettingUse] = []
+    for population in populations:
+        if population.basis is Basis.PREMENOPAUSAL_BY_AGE:
+            notes.append("premenopausal-by-age")
+            settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
+        elif population.basis is Basis.YOUNG_MALE:
+            settings.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
+        if population.age is not None:
+            params.setdefault("age", population.age)
     return Finding(
         topic="secondary-cause-workup",
         rules=_unique(rules),
         evidence=tuple(evidence + decisive),
-        notes=(("secondary-causes-listed",) if causes else ())
-        + (("young-low-bmd",) if young_low or young else ()),
+        notes=tuple(dict.fromkeys(notes)),
+        settings=tuple(dict.fromkeys(settings)),
         params=params,
     )
 

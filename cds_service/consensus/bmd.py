@@ -140,13 +140,32 @@ class DxaExam:
         return frozenset(d for m in self.measurements if (d := m.device_id or m.device))
 
 
+# One exam may be recorded over two days (spine one day, hip the next; or across local midnight): values
+# within this many days of an exam's newest value belong to it (a choice; repeat exams are months apart).
+EXAM_WINDOW_DAYS = 7
+
+
+def _exams(
+    measurements: Iterable[BmdMeasurement], modality: Modality, since: date | None
+) -> list[tuple[date, list[BmdMeasurement]]]:
+    """The modality's measurements grouped into exams, newest first; within an exam, newest values first."""
+    chosen = sorted(
+        (m for m in measurements if m.modality is modality and (since is None or m.when >= since)),
+        key=lambda m: m.when,
+        reverse=True,
+    )
+    exams: list[tuple[date, list[BmdMeasurement]]] = []
+    for m in chosen:
+        if exams and (exams[-1][0] - m.when).days <= EXAM_WINDOW_DAYS:
+            exams[-1][1].append(m)
+        else:
+            exams.append((m.when, [m]))
+    return exams
+
+
 def dxa_exams(measurements: Iterable[BmdMeasurement], since: date | None = None) -> list[DxaExam]:
     """DXA exams, newest first (DX-1: the most recent exam decides)."""
-    by_day: dict[date, list[BmdMeasurement]] = {}
-    for m in measurements:
-        if m.modality is Modality.DXA and (since is None or m.when >= since):
-            by_day.setdefault(m.when, []).append(m)
-    return [DxaExam(day, tuple(items)) for day, items in sorted(by_day.items(), reverse=True)]
+    return [DxaExam(day, tuple(items)) for day, items in _exams(measurements, Modality.DXA, since)]
 
 
 def lowest(scores: Sequence[BmdMeasurement]) -> BmdMeasurement:
@@ -163,12 +182,8 @@ class QctExam:
 
 
 def qct_exams(measurements: Iterable[BmdMeasurement], since: date | None = None) -> list[QctExam]:
-    by_day: dict[date, list[BmdMeasurement]] = {}
-    for m in measurements:
-        if m.modality is Modality.QCT and (since is None or m.when >= since):
-            by_day.setdefault(m.when, []).append(m)
     exams = []
-    for day, items in sorted(by_day.items(), reverse=True):
+    for day, items in _exams(measurements, Modality.QCT, since):
         lumbar = tuple(m for m in items if m.measure is Measure.VBMD)
         hip = tuple(m for m in items if m.measure is Measure.T_SCORE and m.region is Region.HIP)
         if lumbar or hip:

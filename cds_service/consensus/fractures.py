@@ -54,10 +54,12 @@ def judge_fracture(
     low_trauma = fracture.trauma in ("none", "minor")
     usual = fracture.site in USUAL_SITES or (fracture.from_condition and fracture.trauma == "none")
     if population.population is Population.Z_SCORE:
-        # POP-3 / DX-6: no label; a work-up when the fracture is low-trauma (stated or coded osteoporotic)
-        # or vertebral (a choice: a wrist fracture of a teenager with no mechanism recorded is not counted).
-        if low_trauma or fracture.site == "vertebra":
-            return FractureJudgement(fracture, Verdict.YOUNG, population=population)
+        # POP-3 / DX-6: no label, a work-up. Which fractures: as FX-1/FX-1a read for adults — low trauma
+        # stated, or a usual site with no trauma recorded (high-energy ones were left out above).
+        if low_trauma or (usual and fracture.trauma == "not-stated"):
+            return FractureJudgement(
+                fracture, Verdict.YOUNG, mechanism_assumed=not low_trauma, population=population
+            )
         return FractureJudgement(fracture, Verdict.YOUNG_NOT_COUNTED, population=population)
     if population.population is Population.UNKNOWN:
         return FractureJudgement(fracture, Verdict.POPULATION_UNKNOWN, population=population)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 from cds_service.consensus.bmd import dxa_exams, unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
@@ -223,14 +223,6 @@ def _confirmed_later(judgement: FractureJudgement, confirmed: Sequence[Fracture]
 # --- REC-BMD / REC-QCT / REC-FOREARM / DXA-5 ------------------------------------------------------
 
 
-def _days_before(day: date, days: int) -> date:
-    """`day` minus `days`, or date.min before year 1 (a report dated 0001-01-01 is valid FHIR)."""
-    try:
-        return day - timedelta(days=days)
-    except OverflowError:
-        return date.min
-
-
 def _central_bmd_dates(facts: PatientFacts) -> list[date]:
     return [m.when for m in facts.measurements if m.modality in (Modality.DXA, Modality.QCT)]
 
@@ -245,9 +237,9 @@ def bmd_measurement(
     if not losses:
         return None
     latest = max(losses, key=lambda f: f.when or date.min)
-    # A choice: a central BMD within a year before the radiograph, or any time after it, answers it.
-    window_start = _days_before(latest.when, 365) if latest.when else date.min
-    if any(d >= window_start for d in [*_central_bmd_dates(facts), *facts.bmd_study_dates]):
+    # REC-BMD: "no BMD on record" — any central DXA/QCT result or report, at any date, answers it (the BMD
+    # diagnosis card then speaks for it; a repeat measurement is the clinician's call).
+    if _central_bmd_dates(facts) or facts.bmd_study_dates:
         return None
     if _has_open_order(facts, _BMD_ORDER_CODES, _BMD_ORDER_WORDS):
         return None

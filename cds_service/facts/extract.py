@@ -26,6 +26,7 @@ from cds_service.facts.fhirpath import (
 from cds_service.facts.imaging import (
     fracture_from_condition_codes,
     genant_fracture,
+    is_imaging_report,
     low_trauma_if_named,
     read_imaging_reports,
 )
@@ -342,7 +343,10 @@ class _Reader:
             return
         measure = kind.measure
         if kind.modality is Modality.PERIPHERAL and kind.loinc is None:
-            measure = Measure.T_SCORE if unit_key in _SCORE_UNITS and unit_key else _bmd_measure(unit_key)
+            if unit_key in _SCORE_UNITS and unit_key:
+                measure = Measure.Z_SCORE if "z-score" in unit_key else Measure.T_SCORE
+            else:
+                measure = _bmd_measure(unit_key)
         converted = _convert(measure, unit_key, number)
         if converted is None:
             reason = "hounsfield-units" if unit_key in _HOUNSFIELD_UNITS else "unknown-unit"
@@ -410,7 +414,9 @@ class _Reader:
         method = observation.get("method")
         if any(system.endswith("/DCM") and code == DICOM_QUS for system, code, _ in codings(method)):
             return Modality.QUS
-        words = (concept_text(method) + " " + (device or "")).lower()
+        words = (
+            concept_text(method) + " " + concept_text(observation.get("code")) + " " + (device or "")
+        ).lower()
         if any(w in words for w in _QUS_WORDS):
             return Modality.QUS
         if modality is Modality.DXA and any(w in words for w in _PERIPHERAL_WORDS):
@@ -614,10 +620,6 @@ class _Reader:
     def report(self, resource: JsonObject) -> None:
         source = resource_key(resource)
         status = as_str(resource.get("status"))
-        if status not in COUNTED_OBSERVATION_STATUSES:
-            if status in _DEAD_STATUSES:
-                self.note(source, "status", status)
-            return
         when = self._effective(resource)
         conclusion = as_str(resource.get("conclusion")) or ""
         conclusion_codes = tuple(
@@ -626,17 +628,22 @@ class _Reader:
             for system, code, _ in codings(concept)
         )
         categories = tuple(code for cat in as_list(resource.get("category")) for _, code, _ in codings(cat))
-        self.facts.reports.append(
-            ImagingReport(
-                source=source,
-                when=when,
-                codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
-                code_text=concept_text(resource.get("code")),
-                category_codes=categories,
-                conclusion=conclusion,
-                conclusion_codes=conclusion_codes,
-            )
+        report = ImagingReport(
+            source=source,
+            when=when,
+            codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
+            code_text=concept_text(resource.get("code")),
+            category_codes=categories,
+            conclusion=conclusion,
+            conclusion_codes=conclusion_codes,
         )
+        if status not in COUNTED_OBSERVATION_STATUSES:
+            # An imaging report not final (preliminary, entered-in-error, ...) is listed: it may name a
+            # fracture or cover the spine, and the cards must not seem to have missed it. Lab reports are not.
+            if status in _DEAD_STATUSES or is_imaging_report(report, self.code_map):
+                self.note(source, "status", status or "missing")
+            return
+        self.facts.reports.append(report)
 
     def service_request(self, resource: JsonObject) -> None:
         if as_str(resource.get("status")) not in ("active", "draft"):

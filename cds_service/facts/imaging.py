@@ -129,6 +129,12 @@ def fracture_from_condition_codes(code: object) -> tuple[str, bool, str] | None:
     return None
 
 
+def is_imaging_report(report: ImagingReport, code_map: CodeMap) -> bool:
+    """An imaging report by code, local code (code map), category or the code's text."""
+    spine_concept = any(code_map.concept_of(s, c) == "spine-imaging-report" for s, c in report.codes)
+    return spine_concept or _is_imaging(report)
+
+
 def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
     """Reports recognised as imaging are read for fractures, spine coverage and findings."""
     for report in facts.reports:

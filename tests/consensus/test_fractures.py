@@ -560,8 +560,8 @@ def _at_fracture(sex: str, age: int, days_later: int = 0) -> Resource:
             _at_fracture("female", 45),
             [condition(snomed="5913000", onset=OLD_FRACTURE)],
             None,
-            False,
-            id="POP-1 woman 45 (no menopause) hip, no mechanism: not counted, no work-up",
+            True,
+            id="DX-6 woman 45 (no menopause) hip, no mechanism: work-up, no label",
         ),
         pytest.param(
             _at_fracture("female", 45),
@@ -569,6 +569,20 @@ def _at_fracture(sex: str, age: int, days_later: int = 0) -> Resource:
             None,
             True,
             id="DX-6 woman 45 hip with no trauma stated: work-up, no label",
+        ),
+        pytest.param(
+            _at_fracture("female", 45),
+            [condition(snomed="58150001", onset=OLD_FRACTURE)],
+            None,
+            False,
+            id="DX-6 woman 45 clavicle, no mechanism (not a usual site): no work-up",
+        ),
+        pytest.param(
+            _at_fracture("female", 45),
+            [diagnostic_report("车祸致右股骨颈骨折", when=OLD_FRACTURE)],
+            None,
+            False,
+            id="DX-6 woman 45 hip from a traffic accident (FX-5): no work-up",
         ),
         pytest.param(
             _at_fracture("female", 45),
@@ -588,8 +602,8 @@ def _at_fracture(sex: str, age: int, days_later: int = 0) -> Resource:
             _at_fracture("female", 50, days_later=1),
             [condition(snomed="5913000", onset=OLD_FRACTURE)],
             None,
-            False,
-            id="POP-4 woman a day short of 50 at the hip fracture: not counted",
+            True,
+            id="POP-4 woman a day short of 50 at the hip fracture: work-up, no label",
         ),
         pytest.param(
             _at_fracture("female", 50),
@@ -612,8 +626,8 @@ def _at_fracture(sex: str, age: int, days_later: int = 0) -> Resource:
             _at_fracture("male", 50, days_later=1),
             [condition(snomed="5913000", onset=OLD_FRACTURE)],
             None,
-            False,
-            id="POP-1 man 49 hip, no mechanism: not counted, no work-up",
+            True,
+            id="DX-6 man 49 hip, no mechanism: work-up, no label",
         ),
         pytest.param(
             _at_fracture("male", 49),

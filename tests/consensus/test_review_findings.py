@@ -221,3 +221,66 @@ def test_dx8_bone_scan_linear_uptake_band(text: str, topic: str) -> None:
 def test_dx8_a_normal_bone_scan_is_nothing() -> None:
     scan = report("全身骨显像未见明显异常。", code_text="全身骨显像")
     assert _diagnosis(WOMAN_68, scan) is None
+
+
+# --- second review ----------------------------------------------------------------------------------
+
+
+def test_dxa1_one_exam_over_two_days_is_one_exam() -> None:
+    spine = t_score(-2.8, when="2024-01-10T15:50:00Z")  # 23:50 in Shanghai
+    hip = t_score(-1.5, loinc="38264-8", when="2024-01-10T16:10:00Z")  # 00:10 the next day
+    assert _diagnosis(WOMAN_68, spine, hip) == "osteoporosis-bmd"
+    assert _diagnosis(
+        WOMAN_68, t_score(-2.8, when="2024-01-10"), t_score(-1.5, loinc="38264-8", when="2024-01-11")
+    ) == ("osteoporosis-bmd")
+
+
+def test_dxa1_a_repeat_exam_months_later_is_a_new_exam() -> None:
+    old, new = t_score(-2.8, when="2023-01-10"), t_score(-1.5, loinc="38264-8", when="2024-01-10")
+    assert _diagnosis(WOMAN_68, old, new) == "low-bone-mass"
+
+
+def test_a_preliminary_imaging_report_is_listed_in_the_data_notes() -> None:
+    preliminary = report("L1椎体压缩性骨折。") | {"status": "preliminary"}
+    response = evaluate_resources([WOMAN_68, preliminary, t_score(-1.8, when=DAY)]).response
+    assert any("DiagnosticReport/dr1" in card["detail"] for card in response["cards"])
+
+
+def test_pop3_a_young_hip_fracture_leads_to_the_work_up_and_says_why() -> None:
+    woman_49 = patient(gender="female", birth_date=born(49, on=DAY))
+    findings = findings_of([woman_49, condition(snomed="5913000", onset=DAY)])
+    [workup] = [f for f in findings if f.topic == "secondary-cause-workup"]
+    assert {"DX-6", "POP-3"} <= set(workup.rules)
+    assert {"young-fracture", "premenopausal-by-age"} <= set(workup.notes)
+    assert "OSTEO_CDS_MENOPAUSE_AGE" in {s.name for s in workup.settings}
+    assert diagnosis_of(findings) is None
+
+
+def test_rec_bmd_not_when_a_bmd_is_on_record() -> None:
+    xr = report("腰椎骨质疏松改变。", code_text="腰椎正侧位X线")
+    response = evaluate_resources([WOMAN_68, t_score(-2.8, when="2022-01-01"), xr]).response
+    assert "bmd-measurement-recommended" not in card_topics(response)
+
+
+def test_dx4_qus_named_by_its_local_code_text_is_not_bmd() -> None:
+    from cds_service.facts.codemap import parse_code_map
+    from tests.builders import make_settings, observation
+
+    settings = make_settings(
+        code_map=parse_code_map({"peripheral-bmd": [{"system": "urn:h", "code": "QUS"}]})
+    )
+    qus = observation(code=("urn:h", "QUS"), value=-1.2, unit_code="{T-score}", when=DAY)
+    qus["code"]["coding"][0]["display"] = "跟骨超声骨密度测定 QUS"
+    findings = findings_of([WOMAN_68, qus], settings=settings)
+    [card] = [f for f in findings if f.topic == "peripheral-screening-only"]
+    assert "qus-not-bmd" in card.notes
+    assert all(e.kind == "qus" for e in card.evidence)
+
+
+def test_spine_xr_age_is_named_as_the_consensus_value() -> None:
+    response = evaluate_resources([MAN_70]).response
+    [card] = [c for c in response["cards"] if c["source"]["topic"]["code"] == "spine-radiograph-recommended"]
+    assert (
+        "`OSTEO_CDS_SPINE_XR_AGE` = 60: age for spine radiographs (REC-SPINE-XR) (the consensus's own value)"
+        in (card["detail"])
+    )
