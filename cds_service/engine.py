@@ -40,7 +40,11 @@ def evaluate(
     read, which the order cards then mention (they may propose what is already ordered).
     """
     facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
-    findings = [f for f in assess(facts, settings.clinical, settings.today_date()) if _shown(f, settings)]
+    findings = [
+        f
+        for f in assess(facts, settings.clinical, settings.today_date(), settings.disabled_cards)
+        if _shown(f, settings)
+    ]
     if facts.deceased:
         # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
         findings = [f for f in findings if not f.orders and f.topic not in ORDER_TOPICS]

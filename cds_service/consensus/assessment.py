@@ -60,7 +60,9 @@ class _Bmd:
     params: dict[str, str | float] = field(default_factory=dict)
 
 
-def assess(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[Finding]:
+def assess(
+    facts: PatientFacts, clinical: ClinicalSettings, today: date, disabled: frozenset[str] = frozenset()
+) -> list[Finding]:
     """All findings for the patient; the cards layer renders them (CONTRACT.md "Cards")."""
     since = months_before(today, clinical.bmd_lookback_months) if clinical.bmd_lookback_months else None
     judgements = judge_all(facts, clinical, today)
@@ -79,7 +81,7 @@ def assess(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list
     peripheral = _peripheral_only(facts)
     if peripheral is not None:
         findings.append(peripheral)
-    findings.extend(recommendations(facts, clinical, today, judgements, diagnosis))
+    findings.extend(recommendations(facts, clinical, today, judgements, diagnosis, disabled))
     return findings
 
 

@@ -71,6 +71,7 @@ def recommendations(
     today: date,
     judgements: Sequence[FractureJudgement],
     diagnosis: Finding | None,
+    disabled: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     found: list[Finding | None] = [
         spine_radiograph(facts, clinical, today),
@@ -80,7 +81,9 @@ def recommendations(
     ]
     bmd_card = bmd_measurement(facts, clinical, today, judgements)
     found.append(bmd_card)
-    if bmd_card is None:
+    # The BMD card proposes QCT itself when DXA is unreliable; if it is not given (or switched off), the
+    # QCT card stands on its own.
+    if bmd_card is None or bmd_card.topic in disabled:
         found.append(qct_recommended(facts, clinical, today, judgements))
     found.append(forearm_dxa(facts, today))
     return [f for f in found if f is not None]

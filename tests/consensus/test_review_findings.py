@@ -284,3 +284,16 @@ def test_spine_xr_age_is_named_as_the_consensus_value() -> None:
         "`OSTEO_CDS_SPINE_XR_AGE` = 60: age for spine radiographs (REC-SPINE-XR) (the consensus's own value)"
         in (card["detail"])
     )
+
+
+def test_the_qct_card_stands_whether_or_not_the_bmd_card_is_switched_off() -> None:
+    # REC-QCT with a DXA on record; the BMD card (which would propose QCT itself) is off here.
+    from tests.builders import make_settings, observation
+
+    bmi = observation(loinc="39156-5", value=36.0, unit_code="kg/m2", when=DAY)
+    xr = report("腰椎骨质疏松改变。", code_text="腰椎正侧位X线")
+    old_dxa = t_score(-1.8, when="2020-01-01")
+    settings = make_settings(disabled_cards=frozenset({"bmd-measurement-recommended"}))
+    topics = card_topics(evaluate_resources([WOMAN_68, bmi, xr, old_dxa], settings=settings).response)
+    assert "bmd-measurement-recommended" not in topics
+    assert "qct-recommended" in topics
