@@ -248,6 +248,8 @@
   upload.addEventListener("change", function () {
     var file = upload.files && upload.files[0];
     if (!file) return;
+    // Busy from the moment a file is chosen: reading it is asynchronous too.
+    document.body.setAttribute("data-state", "loading");
     file.text().then(function (text) {
       textarea.value = text;
       demo.value = "";
@@ -266,6 +268,7 @@
     cardsBox.textContent = "";
     renderChart(null);
     setStatus("", false);
+    document.body.setAttribute("data-state", "idle");  // nothing shown: not "done" with an old answer
   });
 
   // The language switch re-renders the page in the other language; the input goes along.
