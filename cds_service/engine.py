@@ -11,7 +11,9 @@ from typing import Any
 from cds_service.cards.render import render_cards
 from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import ORDER_TOPICS, Finding, Group
+from cds_service.consensus.recommendations import months_before
 from cds_service.facts.extract import extract_facts
+from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
 
 
@@ -40,6 +42,7 @@ def evaluate(
     read, which the order cards then mention (they may propose what is already ordered).
     """
     facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
+    _note_before_lookback(facts, settings)
     findings = [
         f
         for f in assess(facts, settings.clinical, settings.today_date(), settings.disabled_cards)
@@ -67,6 +70,17 @@ def evaluate(
         topics=[f.topic for f in findings],
         skipped=Counter(note.reason for note in facts.notes),
     )
+
+
+def _note_before_lookback(facts: PatientFacts, settings: Settings) -> None:
+    """BMD older than OSTEO_CDS_BMD_LOOKBACK_MONTHS is not read: each such result is listed in Data notes."""
+    months = settings.clinical.bmd_lookback_months
+    if not months:
+        return
+    since = months_before(settings.today_date(), months)
+    for m in facts.measurements:
+        if m.when < since:
+            facts.notes.append(DataNote(source=m.source, reason="before-lookback", detail=str(months)))
 
 
 def _shown(finding: Finding, settings: Settings) -> bool:

@@ -297,3 +297,15 @@ def test_the_qct_card_stands_whether_or_not_the_bmd_card_is_switched_off() -> No
     topics = card_topics(evaluate_resources([WOMAN_68, bmi, xr, old_dxa], settings=settings).response)
     assert "bmd-measurement-recommended" not in topics
     assert "qct-recommended" in topics
+
+
+def test_bmd_lookback_lists_what_it_leaves_out() -> None:
+    from cds_service.settings import ClinicalSettings
+    from tests.builders import make_settings
+
+    settings = make_settings(clinical=ClinicalSettings(bmd_lookback_months=24))
+    old = t_score(-2.8, when="2020-01-01")
+    response = evaluate_resources([MAN_70, old], settings=settings).response
+    assert "osteoporosis-bmd" not in card_topics(response)
+    assert response["cards"], "the spine card is still given"
+    assert all("OSTEO_CDS_BMD_LOOKBACK_MONTHS" in card["detail"] for card in response["cards"])
