@@ -25,9 +25,9 @@ from cds_service.facts.fhirpath import (
 )
 from cds_service.facts.imaging import (
     fracture_from_condition_codes,
+    fracture_from_mention,
     genant_fracture,
     is_imaging_report,
-    low_trauma_if_named,
     read_imaging_reports,
 )
 from cds_service.facts.levels import vertebra_levels
@@ -542,18 +542,12 @@ class _Reader:
         for mention in text_fractures:
             # A fracture diagnosis written as text only (common in Chinese hospitals), read like a report.
             self.facts.fractures.append(
-                Fracture(
-                    site=mention.site,
-                    when=when,
-                    source=source,
-                    vertebrae=mention.vertebrae,
-                    certain=mention.certain and not unconfirmed,
-                    trauma=low_trauma_if_named(mention.trauma, mention.quote),
-                    pathological=mention.pathological,
-                    genant_grade=mention.genant_grade,
-                    ecf=mention.ecf,
-                    deformity_only=mention.deformity_only,
-                    acuity=mention.acuity,
+                fracture_from_mention(
+                    mention,
+                    when,
+                    source,
+                    quote=None,
+                    unconfirmed=unconfirmed,
                     from_condition=True,
                     display=display,
                 )

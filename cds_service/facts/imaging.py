@@ -8,7 +8,7 @@ from cds_service.facts.codemap import CodeMap
 from cds_service.facts.fhirpath import codings
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
-from cds_service.facts.report_text import read_report
+from cds_service.facts.report_text import FractureMention, read_report
 from cds_service.facts.valuesets import (
     FRACTURE_SNOMED,
     ICD10_SYSTEMS,
@@ -159,22 +159,8 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
             continue
         reading = read_report(report.conclusion)
         for mention in reading.fractures:
-            trauma = low_trauma_if_named(mention.trauma, mention.quote)
             facts.fractures.append(
-                Fracture(
-                    site=mention.site,
-                    when=report.when,
-                    source=report.source,
-                    vertebrae=mention.vertebrae,
-                    certain=mention.certain,
-                    trauma=trauma,
-                    pathological=mention.pathological,
-                    genant_grade=mention.genant_grade,
-                    ecf=mention.ecf,
-                    deformity_only=mention.deformity_only,
-                    acuity=mention.acuity,
-                    quote=mention.quote,
-                )
+                fracture_from_mention(mention, report.when, report.source, quote=mention.quote)
             )
         for finding in reading.findings:
             if finding.kind == "linear-uptake-band":
@@ -224,6 +210,35 @@ def _uptake_band_fracture(quote: str, report: ImagingReport) -> Fracture:
         vertebrae=tuple(levels),
         certain=not any(w in lowered for w in _UNCERTAIN_WORDS),
         quote=quote,
+    )
+
+
+def fracture_from_mention(
+    mention: FractureMention,
+    when: date | None,
+    source: str,
+    *,
+    quote: str | None,
+    unconfirmed: bool = False,
+    from_condition: bool = False,
+    display: str | None = None,
+) -> Fracture:
+    """A fracture read from text (a report's conclusion, or a text-only Condition) as a fact."""
+    return Fracture(
+        site=mention.site,
+        when=when,
+        source=source,
+        vertebrae=mention.vertebrae,
+        certain=mention.certain and not unconfirmed,
+        trauma=low_trauma_if_named(mention.trauma, mention.quote),
+        pathological=mention.pathological,
+        genant_grade=mention.genant_grade,
+        ecf=mention.ecf,
+        deformity_only=mention.deformity_only,
+        acuity=mention.acuity,
+        quote=quote,
+        from_condition=from_condition,
+        display=display,
     )
 
 

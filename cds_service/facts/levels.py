@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # One vertebra named in a body site's text: "L1", "T12", "腰1", "胸12", "第1腰椎", "第一腰椎", "腰椎1".
-_CN_NUMBERS = {
+CN_NUMBERS = {  # Chinese numerals of vertebral levels (一 … 十二)
     "一": 1,
     "二": 2,
     "三": 3,
@@ -43,7 +43,7 @@ def _vertebra_level(m: re.Match[str]) -> str | None:
         prefix, raw = ("T" if m.group("cn2") == "胸" else "L"), m.group("n2")
     else:
         prefix, raw = ("T" if m.group("cn1") == "胸" else "L"), m.group("n3")
-    number = int(raw) if raw.isdigit() else _CN_NUMBERS.get(raw)
+    number = int(raw) if raw.isdigit() else CN_NUMBERS.get(raw)
     if number is None or not (1 <= number <= (12 if prefix == "T" else 5)):
         return None
     return f"{prefix}{number}"

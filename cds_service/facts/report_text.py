@@ -51,6 +51,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from cds_service.facts.levels import CN_NUMBERS
+
 MAX_REPORT_CHARS: Final = 8000
 # NFKC can expand one character into up to 18; bound the normalised text as well.
 MAX_NORMALISED_CHARS: Final = 16000
@@ -452,20 +454,6 @@ _ABOUT_OTHERS_RE: Final = re.compile(
 )
 
 # Vertebral levels: T12, L1, 胸12, 腰1, 第1腰椎, lists and ranges (L1-3, T12-L2, 第1、2腰椎).
-_CN_NUMBER: Final = {
-    "一": 1,
-    "二": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-    "十": 10,
-    "十一": 11,
-    "十二": 12,
-}
 _LEVEL_PREFIX: Final = {"c": "C", "t": "T", "l": "L", "颈": "C", "胸": "T", "腰": "L"}
 _SPINE_ORDER: Final = (
     tuple(f"C{i}" for i in range(1, 8))
@@ -912,7 +900,7 @@ def _number(raw: str | None) -> int | None:
         return None
     if raw.isdigit():
         return int(raw)
-    return _CN_NUMBER.get(raw)
+    return CN_NUMBERS.get(raw)
 
 
 def _level(prefix: str, number: int | None) -> str | None:
