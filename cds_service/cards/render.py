@@ -17,7 +17,7 @@ from cds_service.consensus.bmd import (
     T_OSTEOPOROSIS_UPPER_BOUND,
     Z_BELOW_EXPECTED,
 )
-from cds_service.consensus.findings import Evidence, Finding, Group, OrderProposal
+from cds_service.consensus.findings import Evidence, Finding, Group
 from cds_service.facts.model import DataNote
 
 TOPIC_SYSTEM = "urn:osteo-cds:finding"
@@ -220,10 +220,10 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
         )
     for order in finding.orders:
         # Labels and notes in the card's language; the coding keeps LOINC's own display.
-        order_words = texts["orders"].get(_order_key(order), {})
+        order_words = texts["orders"][order.kind]
         suggestions.append(
             {
-                "label": order_words.get("label", order.display),
+                "label": order_words["label"],
                 "uuid": str(uuid.uuid4()),
                 "actions": [
                     {
@@ -241,8 +241,3 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
             }
         )
     return suggestions
-
-
-def _order_key(order: OrderProposal) -> str:
-    """The key of an order's texts: its LOINC code, and the body site when one code serves two orders."""
-    return f"{order.loinc}/{order.body_site_snomed}" if order.body_site_snomed else order.loinc

@@ -10,22 +10,26 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.consensus.findings import Finding, OrderProposal
+from cds_service.facts.valuesets import (
+    BMD_ONLY_OSTEOPOROSIS_DISPLAY,
+    BMD_ONLY_OSTEOPOROSIS_ICD10_CM,
+    ICD10_CM,
+    LOINC,
+    OSTEOPOROSIS_DISPLAY,
+    OSTEOPOROSIS_SNOMED,
+    PROPOSED_ORDERS,
+    SNOMED,
+)
 
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
 TOPIC_SYSTEM = "urn:osteo-cds:finding"
 
-# codes.md C: 64859006 Osteoporosis (disorder) (V); ICD-10-CM M81.0 age-related osteoporosis without
-# current pathological fracture (V). M81.0 is written with the -CM system on purpose: in WHO ICD-10
-# M81.0 means postmenopausal osteoporosis, which would be wrong for a man.
 _OSTEOPOROSIS_CODINGS = [
-    {"system": SNOMED, "code": "64859006", "display": "Osteoporosis (disorder)"},
+    {"system": SNOMED, "code": OSTEOPOROSIS_SNOMED, "display": OSTEOPOROSIS_DISPLAY},
 ]
 _BMD_ONLY_ICD = {
     "system": ICD10_CM,
-    "code": "M81.0",
-    "display": "Age-related osteoporosis without current pathological fracture",
+    "code": BMD_ONLY_OSTEOPOROSIS_ICD10_CM,
+    "display": BMD_ONLY_OSTEOPOROSIS_DISPLAY,
 }
 
 
@@ -78,11 +82,12 @@ def service_request_resource(
     order_note: str | None = None,
 ) -> dict[str, Any]:
     """CONTRACT.md suggestions: draft proposal, coded, with a reason and a note citing the rule."""
+    coding = PROPOSED_ORDERS[order.kind]
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
-        "code": {"coding": [{"system": LOINC, "code": order.loinc, "display": order.display}]},
+        "code": {"coding": [{"system": LOINC, "code": coding.loinc, "display": coding.display}]},
         "subject": {"reference": f"Patient/{patient_id}"},
         "reasonCode": [
             {
@@ -92,17 +97,13 @@ def service_request_resource(
         ],
         "note": [{"text": note or f"Proposed by osteo-cds; rules {', '.join(finding.rules)}."}],
     }
-    if order.text:
-        resource["code"]["text"] = order.text
-    if order_note or order.note:
-        resource["note"].append({"text": order_note or order.note})
-    if order.body_site_snomed:
+    if coding.text:
+        resource["code"]["text"] = coding.text
+    if order_note:
+        resource["note"].append({"text": order_note})
+    if coding.body_site:
         resource["bodySite"] = [
-            {
-                "coding": [
-                    {"system": SNOMED, "code": order.body_site_snomed, "display": order.body_site_display}
-                ]
-            }
+            {"coding": [{"system": SNOMED, "code": coding.body_site, "display": coding.body_site_display}]}
         ]
     return _validated(ServiceRequest, resource, patient_id)
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from cds_service.facts.model import ProposedOrder
+
 
 class Group(StrEnum):
     DIAGNOSIS = "diagnosis"
@@ -71,15 +73,10 @@ class SettingUse:
 
 @dataclass(frozen=True)
 class OrderProposal:
-    """A ServiceRequest the card proposes (CONTRACT.md suggestion table)."""
+    """A ServiceRequest the card proposes (CONTRACT.md suggestion table); cards/resources.py codes it."""
 
-    loinc: str
-    display: str
-    body_site_snomed: str | None = None
-    body_site_display: str | None = None
+    kind: ProposedOrder
     reason: str | None = None  # key of the card texts' order reasons
-    text: str | None = None  # ServiceRequest.code.text, when the code alone does not say what is ordered
-    note: str | None = None  # added to the ServiceRequest's note (e.g. the side to measure)
 
 
 @dataclass(frozen=True)

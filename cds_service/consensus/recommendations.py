@@ -9,55 +9,25 @@ from cds_service.consensus.bmd import dxa_exams, unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
 from cds_service.consensus.population import Population, age_on, population_on
-from cds_service.facts.model import Fracture, Measure, Modality, PatientFacts, Region
+from cds_service.facts.model import (
+    Fracture,
+    Measure,
+    Modality,
+    OrderKind,
+    PatientFacts,
+    ProposedOrder,
+    Region,
+)
 from cds_service.settings import ClinicalSettings
 
-# CONTRACT.md suggestion table (LOINC verified in codes.md).
-SPINE_XR_ORDER = OrderProposal("24984-7", "XR Thoracic and lumbar spine 2 Views", reason="REC-SPINE-XR")
-QCT_ORDER = OrderProposal(
-    "95925-4",
-    "CT Skeletal system.axial Multisection for bone density",
-    body_site_snomed="122496007",
-    body_site_display="Lumbar spine",
-    reason="REC-QCT",
-)
-DXA_ORDER = OrderProposal("38268-9", "DXA Skeletal system Views for bone density", reason="REC-BMD")
-FOREARM_ORDER = OrderProposal(
-    "38268-9",
-    "DXA Skeletal system Views for bone density",
-    body_site_snomed="75129005",
-    body_site_display="Distal radius",
-    reason="REC-FOREARM",
-    # The code is the generic DXA code: the text says forearm, so the order, once placed, is recognised
-    # as this one (_has_open_order reads the code text) and the card is not given again.
-    text="DXA forearm, 1/3 (33 %) radius",
-    note="Measure the non-dominant forearm, 1/3 (33 %) radius (DXA-2).",  # CONTRACT.md: side in note
-)
-CT_LUMBAR = OrderProposal("24963-1", "CT Lumbar spine", reason="REC-CT-MRI")
-MR_LUMBAR = OrderProposal("24968-0", "MR Lumbar spine", reason="REC-CT-MRI")
-CT_THORACIC = OrderProposal("24978-9", "CT Thoracic spine", reason="REC-CT-MRI")
-MR_THORACIC = OrderProposal("24980-5", "MR Thoracic spine", reason="REC-CT-MRI")
-
-# Open orders that already cover a proposal (CONTRACT.md: no duplicate of an active/draft order).
-_SPINE_IMAGING_ORDER_CODES = frozenset({"24984-7", "30753-8", "24970-6", "24928-4", "24983-9", "24972-2"})
-_BMD_ORDER_CODES = frozenset({"38268-9", "95925-4", "95924-7", "83012-5"})
-_CT_MR_SPINE_CODES = frozenset(
-    {"24963-1", "24968-0", "24978-9", "24980-5", "30620-9", "30679-5", "30597-9", "36532-0", "30854-4"}
-)
-# Orders that image both the thoracic and the lumbar spine (REC-SPINE-XR is not met by one of them alone).
-_SPINE_ORDER_WORDS = (
-    "胸腰椎",
-    "胸腰段",
-    "全脊柱",
-    "thoracolumbar",
-    "thoraco-lumbar",
-    "thoracic and lumbar",
-    "whole spine",
-)
-# Any spine region, for CT/MRI orders of a doubtful vertebral fracture.
-_ANY_SPINE_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
-_CT_MR_WORDS = ("ct", "mri", "mr ", "磁共振", "核磁")
-_BMD_ORDER_WORDS = ("骨密度", "dxa", "dexa", "qct", "定量ct", "bone density", "densitometry")
+SPINE_XR_ORDER = OrderProposal(ProposedOrder.SPINE_RADIOGRAPH, reason="REC-SPINE-XR")
+QCT_ORDER = OrderProposal(ProposedOrder.QCT_LUMBAR, reason="REC-QCT")
+DXA_ORDER = OrderProposal(ProposedOrder.DXA, reason="REC-BMD")
+FOREARM_ORDER = OrderProposal(ProposedOrder.FOREARM_DXA, reason="REC-FOREARM")
+CT_LUMBAR = OrderProposal(ProposedOrder.CT_LUMBAR, reason="REC-CT-MRI")
+MR_LUMBAR = OrderProposal(ProposedOrder.MR_LUMBAR, reason="REC-CT-MRI")
+CT_THORACIC = OrderProposal(ProposedOrder.CT_THORACIC, reason="REC-CT-MRI")
+MR_THORACIC = OrderProposal(ProposedOrder.MR_THORACIC, reason="REC-CT-MRI")
 
 
 def months_before(day: date, months: int) -> date:
@@ -102,8 +72,7 @@ def spine_radiograph(facts: PatientFacts, clinical: ClinicalSettings, today: dat
     covered = frozenset().union(*(s.parts for s in recent)) if recent else frozenset()
     if {"thoracic", "lumbar"} <= covered:
         return None
-    # A bone-density order names the lumbar spine (腰椎QCT) but is not spine imaging (REC-SPINE-XR).
-    if _has_open_order(facts, _SPINE_IMAGING_ORDER_CODES, _SPINE_ORDER_WORDS, unless=_BMD_ORDER_WORDS):
+    if _has_open_order(facts, OrderKind.SPINE_IMAGING):
         return None
     evidence = tuple(
         Evidence(kind="report", source=s.source, when=s.when, region="+".join(sorted(s.parts)), used=False)
@@ -180,9 +149,7 @@ def fracture_imaging(
     orders: list[OrderProposal] = []
     levels = [level for j in doubtful for level in j.fracture.vertebrae]
     vertebral = any(j.fracture.site == "vertebra" for j in doubtful)
-    if vertebral and _has_open_order(
-        facts, _CT_MR_SPINE_CODES, (), _CT_MR_WORDS, _ANY_SPINE_WORDS, unless=_BMD_ORDER_WORDS
-    ):
+    if vertebral and _has_open_order(facts, OrderKind.SPINE_CT_MR):
         return None  # CT or MRI of the spine is already ordered
     if vertebral:
         if any(level.startswith("T") for level in levels):
@@ -244,7 +211,7 @@ def bmd_measurement(
     # diagnosis card then speaks for it; a repeat measurement is the clinician's call).
     if _central_bmd_dates(facts) or facts.bmd_study_dates:
         return None
-    if _has_open_order(facts, _BMD_ORDER_CODES, _BMD_ORDER_WORDS):
+    if _has_open_order(facts, OrderKind.BMD):
         return None
     reasons, reason_evidence, settings = dxa_unreliable(facts, clinical, today, judgements)
     if not _qct_population(facts, clinical, today):
@@ -336,7 +303,7 @@ def qct_recommended(
     reasons, evidence, settings = dxa_unreliable(facts, clinical, today, judgements)
     if not reasons:
         return None
-    if _has_open_order(facts, frozenset({"95925-4", "95924-7"}), ("qct", "定量ct")):
+    if _has_open_order(facts, OrderKind.QCT):
         return None
     settings.append(
         SettingUse("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months))
@@ -379,8 +346,7 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
     ]
     if forearm:
         return None
-    forearm_words = ("forearm", "前臂", "桡骨", "radius")
-    if _has_forearm_dxa_order(facts) or _has_open_order(facts, frozenset(), forearm_words):
+    if _has_open_order(facts, OrderKind.FOREARM_DXA):
         return None
     evidence = tuple(
         Evidence(kind="condition", source=c.source, when=c.when, region=c.concept.split(":")[0])
@@ -393,17 +359,6 @@ def forearm_dxa(facts: PatientFacts, today: date) -> Finding | None:
         evidence=evidence,
         notes=(*(f"site-unusable-{r}" for r in unusable.reasons), "forearm-non-dominant"),
         orders=(FOREARM_ORDER,),
-    )
-
-
-_FOREARM_SITES = frozenset({"75129005", "62413002", "110535000", "14975008"})  # codes.md B
-
-
-def _has_forearm_dxa_order(facts: PatientFacts) -> bool:
-    """An open DXA order (38268-9) whose body site is the forearm: the order the card would propose."""
-    return any(
-        any(code == FOREARM_ORDER.loinc for _, code in order.codes) and _FOREARM_SITES & set(order.body_sites)
-        for order in facts.open_orders
     )
 
 
@@ -428,24 +383,6 @@ def cross_device(facts: PatientFacts) -> Finding | None:
     )
 
 
-def _has_open_order(
-    facts: PatientFacts,
-    codes: frozenset[str],
-    words: tuple[str, ...],
-    all_of: tuple[str, ...] = (),
-    also: tuple[str, ...] = (),
-    unless: tuple[str, ...] = (),
-) -> bool:
-    """An active/draft ServiceRequest with one of the codes, or whose text has one of `words` (or one of
-    `all_of` and one of `also`) and none of `unless`."""
-    for order in facts.open_orders:
-        if any(code in codes for _, code in order.codes):
-            return True
-        text = f" {order.text.lower()} "
-        if unless and any(w in text for w in unless):
-            continue
-        if words and any(w in text for w in words):
-            return True
-        if all_of and any(w in text for w in all_of) and any(w in text for w in also):
-            return True
-    return False
+def _has_open_order(facts: PatientFacts, kind: OrderKind) -> bool:
+    """CONTRACT.md: no duplicate of an active/draft order (facts/orders.py says what each order is)."""
+    return any(kind in order.kinds for order in facts.open_orders)

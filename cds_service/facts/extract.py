@@ -45,6 +45,7 @@ from cds_service.facts.model import (
     Region,
     Sex,
 )
+from cds_service.facts.orders import with_kinds
 from cds_service.facts.report_text import FractureMention, read_report
 from cds_service.facts.valuesets import (
     BMI_LOINC,
@@ -643,16 +644,18 @@ class _Reader:
         if as_str(resource.get("status")) not in ("active", "draft"):
             return
         self.facts.open_orders.append(
-            OpenOrder(
-                source=resource_key(resource),
-                codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
-                text=concept_text(resource.get("code")),
-                body_sites=tuple(
-                    code
-                    for site in as_list(resource.get("bodySite"))
-                    for system, code, _ in codings(site)
-                    if system == SNOMED
-                ),
+            with_kinds(
+                OpenOrder(
+                    source=resource_key(resource),
+                    codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
+                    text=concept_text(resource.get("code")),
+                    body_sites=tuple(
+                        code
+                        for site in as_list(resource.get("bodySite"))
+                        for system, code, _ in codings(site)
+                        if system == SNOMED
+                    ),
+                )
             )
         )
 

@@ -10,40 +10,18 @@ from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
 from cds_service.facts.report_text import FractureMention, read_report
 from cds_service.facts.valuesets import (
+    BMD_STUDY_LOINC,
     FRACTURE_SNOMED,
     ICD10_SYSTEMS,
     IMAGING_CATEGORY_CODES,
+    IMAGING_REPORT_LOINC,
     LOINC,
-    OTHER_IMAGING_LOINC,
+    RADIOGRAPH_LOINC,
     SNOMED,
     SPINE_IMAGING_LOINC,
     icd10_fracture,
 )
 
-_XR_LOINC = frozenset(
-    {
-        "30753-8",
-        "24983-9",
-        "30752-0",
-        "30756-1",
-        "24970-6",
-        "24972-2",
-        "24969-8",
-        "30777-7",
-        "36670-8",
-        "30775-1",
-        "24984-7",
-        "24928-4",
-        "30715-7",
-        "39367-8",
-        "24930-0",
-        "24762-7",
-        "24891-4",
-        "24619-9",
-        "24765-0",
-        "24612-4",
-    }
-)
 _IMAGING_WORDS = (
     "x线",
     "x-ray",
@@ -71,11 +49,8 @@ _IMAGING_WORDS = (
     "侧位",
     "影像",
 )
-# Bone-density studies (codes.md A2/D): their reports are not radiographs (双能X线 contains "X线") and a
+# Bone-density studies (BMD_STUDY_LOINC): their reports are not radiographs (双能X线 contains "X线") and a
 # BMD result by itself does not satisfy REC-SPINE-XR; a VFA is read for fractures and does.
-_BMD_STUDY_LOINC = frozenset(
-    {"38268-9", "83311-1", "95924-7", "95925-4", "95926-2", "95927-0", "95928-8", "95929-6"}
-)
 _BMD_STUDY_WORDS = (
     "dxa",
     "dexa",
@@ -263,7 +238,7 @@ def genant_fracture(grade: int, vertebra: str | None, when: date, source: str) -
 
 
 def _is_imaging(report: ImagingReport) -> bool:
-    if any(s == LOINC and (c in SPINE_IMAGING_LOINC or c in OTHER_IMAGING_LOINC) for s, c in report.codes):
+    if any(s == LOINC and (c in IMAGING_REPORT_LOINC) for s, c in report.codes):
         return True
     if any(c in IMAGING_CATEGORY_CODES for c in report.category_codes):
         return True
@@ -272,7 +247,7 @@ def _is_imaging(report: ImagingReport) -> bool:
 
 
 def _is_bmd_study(report: ImagingReport) -> bool:
-    if any(s == LOINC and c in _BMD_STUDY_LOINC for s, c in report.codes):
+    if any(s == LOINC and c in BMD_STUDY_LOINC for s, c in report.codes):
         return True
     text = report.code_text.lower()
     return any(word in text for word in _BMD_STUDY_WORDS)
@@ -283,7 +258,7 @@ def _is_vfa(report: ImagingReport) -> bool:
 
 
 def _is_radiograph(report: ImagingReport) -> bool:
-    if any(s == LOINC and c in _XR_LOINC for s, c in report.codes) or "RX" in report.category_codes:
+    if any(s == LOINC and c in RADIOGRAPH_LOINC for s, c in report.codes) or "RX" in report.category_codes:
         return True
     text = f" {report.code_text.lower()} "
     return any(word in text for word in _RADIOGRAPH_WORDS)

@@ -103,6 +103,29 @@ class ImagingReport:
     conclusion_codes: tuple[tuple[str, str], ...]
 
 
+class OrderKind(StrEnum):
+    """What an order on record already is, for the cards that must not propose it again (facts/orders.py)."""
+
+    SPINE_IMAGING = "spine-imaging"  # imaging of the thoracic and lumbar spine (REC-SPINE-XR)
+    SPINE_CT_MR = "spine-ct-mr"  # CT or MRI of the spine (REC-CT-MRI)
+    BMD = "bmd"  # any bone-density measurement (REC-BMD)
+    QCT = "qct"  # (REC-QCT)
+    FOREARM_DXA = "forearm-dxa"  # (REC-FOREARM)
+
+
+class ProposedOrder(StrEnum):
+    """An order a card proposes; its codes are in facts/valuesets.py, its labels in the card texts."""
+
+    SPINE_RADIOGRAPH = "spine-radiograph"
+    DXA = "dxa"
+    QCT_LUMBAR = "qct-lumbar"
+    FOREARM_DXA = "forearm-dxa"
+    CT_THORACIC = "ct-thoracic"
+    MR_THORACIC = "mr-thoracic"
+    CT_LUMBAR = "ct-lumbar"
+    MR_LUMBAR = "mr-lumbar"
+
+
 @dataclass(frozen=True)
 class OpenOrder:
     """An active or draft ServiceRequest: the service proposes no duplicate of it."""
@@ -110,8 +133,9 @@ class OpenOrder:
     source: str
     codes: tuple[tuple[str, str], ...]
     text: str
-    # SNOMED CT codes of ServiceRequest.bodySite (e.g. 75129005 distal radius)
+    # SNOMED CT codes of ServiceRequest.bodySite (e.g. the distal radius)
     body_sites: tuple[str, ...] = ()
+    kinds: frozenset[OrderKind] = frozenset()  # what it already is (facts/orders.py reads it)
 
 
 @dataclass

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from cds_service.facts.model import Measure, Modality, Region
+from dataclasses import dataclass
+
+from cds_service.facts.model import Measure, Modality, OrderKind, ProposedOrder, Region
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
+ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10_SYSTEMS = frozenset(
     {
         "http://hl7.org/fhir/sid/icd-10",
-        "http://hl7.org/fhir/sid/icd-10-cm",
+        ICD10_CM,
         "http://hl7.org/fhir/sid/icd-10-cn",
     }
 )
 ICD10_PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+
+# Caveat 1 of codes.md: 38265-5 counts as forearm only when its body site or display says so.
+FOREARM_T_AMBIGUOUS = "38265-5"
 
 # codes.md A1/A2: LOINC bone-density codes → (modality, measure, region, laterality).
 # 38263-0/38264-8 as femoral neck/total hip is a convention (codes.md caveat 2), not a rule.
@@ -41,7 +47,7 @@ DXA_LOINC: dict[str, tuple[Modality, Measure, Region, str | None]] = {
     "80937-6": (Modality.DXA, Measure.Z_SCORE, Region.TOTAL_HIP, "right"),
     "46279-6": (Modality.DXA, Measure.ABMD, Region.TOTAL_HIP, "right"),
     # 38265-5 is forearm, but Synthea sends it as a generic T-score: see FOREARM_T_AMBIGUOUS.
-    "38265-5": (Modality.DXA, Measure.T_SCORE, Region.FOREARM, None),
+    FOREARM_T_AMBIGUOUS: (Modality.DXA, Measure.T_SCORE, Region.FOREARM, None),
     "80932-7": (Modality.DXA, Measure.Z_SCORE, Region.FOREARM, None),
     "24890-6": (Modality.DXA, Measure.ABMD, Region.FOREARM, None),
     "80944-2": (Modality.DXA, Measure.T_SCORE, Region.FOREARM, "left"),
@@ -62,8 +68,6 @@ DXA_LOINC: dict[str, tuple[Modality, Measure, Region, str | None]] = {
     "80955-8": (Modality.PERIPHERAL, Measure.ABMD, Region.CALCANEUS, "right"),
 }
 
-# Caveat 1 of codes.md: 38265-5 counts as forearm only when its body site or display says so.
-FOREARM_T_AMBIGUOUS = "38265-5"
 
 # Local-code concepts (CONTRACT.md "Local codes") → (modality, measure, region).
 CONCEPT_MEASUREMENTS: dict[str, tuple[Modality, Measure, Region]] = {
@@ -88,15 +92,17 @@ WEIGHT_LOINC = "29463-7"
 HEIGHT_LOINC = "8302-2"
 
 # codes.md B: body sites (SNOMED CT) → region; vertebrae → level.
+LUMBAR_SPINE_SNOMED = "122496007"
+DISTAL_RADIUS_SNOMED = "75129005"
 BODY_SITE_REGIONS: dict[str, Region] = {
-    "122496007": Region.LUMBAR_SPINE,
+    LUMBAR_SPINE_SNOMED: Region.LUMBAR_SPINE,
     "421060004": Region.LUMBAR_SPINE,  # "Spine": DXA spine is the lumbar spine
     "29627003": Region.FEMORAL_NECK,
     "71341001": Region.FEMORAL_NECK,  # Femur, as the FHIR core BMD example uses it
     "29836001": Region.TOTAL_HIP,
     "24136001": Region.TOTAL_HIP,
     "62413002": Region.FOREARM,
-    "75129005": Region.FOREARM,
+    DISTAL_RADIUS_SNOMED: Region.FOREARM,
     "110535000": Region.FOREARM,
     "14975008": Region.FOREARM,
     "80144004": Region.CALCANEUS,
@@ -125,9 +131,10 @@ DICOM_QUS = "BDUS"
 
 # codes.md C: conditions and procedures by concept. SNOMED codes match exactly; ICD-10 by prefix
 # (caveat 6: WHO ICD-10 and ICD-10-CM, and Chinese 6-character extensions, all match by prefix).
+OSTEOPOROSIS_SNOMED = "64859006"  # Osteoporosis (disorder); also the Condition the cards suggest
 SNOMED_CONCEPTS: dict[str, str] = {
     # recorded osteoporosis
-    "64859006": "osteoporosis",
+    OSTEOPOROSIS_SNOMED: "osteoporosis",
     "102447009": "osteoporosis",
     "18040001": "osteoporosis",
     "703264005": "osteoporosis",
@@ -311,49 +318,135 @@ def icd10_fracture(code: str) -> tuple[str, bool] | None:
     return best[1] if best else None
 
 
-# codes.md D: spine imaging studies (REC-SPINE-XR coverage) → the parts of the spine they show.
-SPINE_IMAGING_LOINC: dict[str, frozenset[str]] = {
-    "30753-8": frozenset({"thoracic"}),
-    "24983-9": frozenset({"thoracic"}),
-    "30752-0": frozenset({"thoracic"}),
-    "30756-1": frozenset({"thoracic"}),
-    "24978-9": frozenset({"thoracic"}),
-    "30597-9": frozenset({"thoracic"}),
-    "24980-5": frozenset({"thoracic"}),
-    "36532-0": frozenset({"thoracic"}),
-    "24970-6": frozenset({"lumbar"}),
-    "24972-2": frozenset({"lumbar"}),
-    "24969-8": frozenset({"lumbar"}),
-    "30777-7": frozenset({"lumbar"}),
-    "36670-8": frozenset({"lumbar"}),
-    "30775-1": frozenset({"lumbar"}),
-    "24963-1": frozenset({"lumbar"}),
-    "30620-9": frozenset({"lumbar"}),
-    "24968-0": frozenset({"lumbar"}),
-    "30679-5": frozenset({"lumbar"}),
-    "24984-7": frozenset({"thoracic", "lumbar"}),
-    "24928-4": frozenset({"thoracic", "lumbar"}),
-    "30854-4": frozenset({"thoracic", "lumbar"}),
-    "30715-7": frozenset({"thoracic", "lumbar"}),
-    "39367-8": frozenset({"thoracic", "lumbar"}),
-    "24930-0": frozenset({"thoracic", "lumbar"}),
+# codes.md D and A2: imaging studies by LOINC code, each code written once; the readers use the sets
+# derived below it, and the cards propose orders by the names given here.
+XR_THORACOLUMBAR_SPINE = "24984-7"  # XR Thoracic and lumbar spine 2 Views
+CT_LUMBAR_SPINE = "24963-1"
+MR_LUMBAR_SPINE = "24968-0"
+CT_THORACIC_SPINE = "24978-9"
+MR_THORACIC_SPINE = "24980-5"
+DXA_STUDY = "38268-9"  # DXA Skeletal system Views for bone density
+QCT_AXIAL_STUDY = "95925-4"  # CT Skeletal system.axial Multisection for bone density
+
+
+@dataclass(frozen=True)
+class ImagingStudy:
+    """What a study's LOINC code tells the readers (facts/imaging.py, facts/orders.py)."""
+
+    spine: frozenset[str] = frozenset()  # the parts of the spine it shows (REC-SPINE-XR coverage)
+    radiograph: bool = False  # REC-BMD reads bone loss from radiographs
+    bmd: bool = False  # a bone-density study: not spine imaging (unless a VFA), no radiograph
+    report: bool = True  # a DiagnosticReport with this code is an imaging report
+    # An active/draft order with this code already is one of these (no duplicate is proposed).
+    order_kinds: frozenset[OrderKind] = frozenset()
+
+
+_T, _L = frozenset({"thoracic"}), frozenset({"lumbar"})
+_TL = _T | _L
+_SPINE_XR_ORDER = frozenset({OrderKind.SPINE_IMAGING})
+_SPINE_CT_MR_ORDER = frozenset({OrderKind.SPINE_CT_MR})
+_BMD_ORDER = frozenset({OrderKind.BMD})
+_QCT_ORDER = frozenset({OrderKind.BMD, OrderKind.QCT})
+
+IMAGING_STUDIES: dict[str, ImagingStudy] = {
+    # radiographs of the spine
+    "30753-8": ImagingStudy(spine=_T, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "24983-9": ImagingStudy(spine=_T, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "30752-0": ImagingStudy(spine=_T, radiograph=True),
+    "30756-1": ImagingStudy(spine=_T, radiograph=True),
+    "24970-6": ImagingStudy(spine=_L, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "24972-2": ImagingStudy(spine=_L, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "24969-8": ImagingStudy(spine=_L, radiograph=True),
+    "30777-7": ImagingStudy(spine=_L, radiograph=True),
+    "36670-8": ImagingStudy(spine=_L, radiograph=True),
+    "30775-1": ImagingStudy(spine=_L, radiograph=True),
+    XR_THORACOLUMBAR_SPINE: ImagingStudy(spine=_TL, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "24928-4": ImagingStudy(spine=_TL, radiograph=True, order_kinds=_SPINE_XR_ORDER),
+    "30715-7": ImagingStudy(spine=_TL, radiograph=True),
+    "39367-8": ImagingStudy(spine=_TL, radiograph=True),
+    "24930-0": ImagingStudy(spine=_TL, radiograph=True),
+    # CT and MRI of the spine
+    CT_THORACIC_SPINE: ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    "30597-9": ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    MR_THORACIC_SPINE: ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    "36532-0": ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    CT_LUMBAR_SPINE: ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30620-9": ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    MR_LUMBAR_SPINE: ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30679-5": ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30854-4": ImagingStudy(spine=_TL, order_kinds=_SPINE_CT_MR_ORDER),
+    # other radiographs read for fractures and bone loss: hip, radius-ulna, wrist, humerus, calcaneus
+    "24762-7": ImagingStudy(radiograph=True),
+    "24891-4": ImagingStudy(radiograph=True),
+    "24619-9": ImagingStudy(radiograph=True),
+    "24765-0": ImagingStudy(radiograph=True),
+    "24612-4": ImagingStudy(radiograph=True),
+    "18748-4": ImagingStudy(),  # generic diagnostic imaging study
+    # bone-density studies (codes.md A2)
+    DXA_STUDY: ImagingStudy(bmd=True, order_kinds=_BMD_ORDER),
+    "83311-1": ImagingStudy(bmd=True),  # DXA panel
+    "95924-7": ImagingStudy(bmd=True, order_kinds=_QCT_ORDER),
+    QCT_AXIAL_STUDY: ImagingStudy(bmd=True, order_kinds=_QCT_ORDER),
+    "95926-2": ImagingStudy(bmd=True, report=False),  # pQCT
+    "95927-0": ImagingStudy(bmd=True, report=False),
+    "95928-8": ImagingStudy(bmd=True, report=False),
+    "95929-6": ImagingStudy(bmd=True, report=False),
+    # DXA axial study: "U" in codes.md A2 (one third-party source), so only recognised as an order on record
+    # (which then suppresses a proposal), never read as a report.
+    "83012-5": ImagingStudy(report=False, order_kinds=_BMD_ORDER),
 }
-# Other imaging studies whose reports are read for fractures and bone loss (codes.md D).
-OTHER_IMAGING_LOINC = frozenset(
-    {
-        "24762-7",
-        "24891-4",
-        "24619-9",
-        "24765-0",
-        "24612-4",
-        "18748-4",
-        "38268-9",
-        "83311-1",
-        "95924-7",
-        "95925-4",
-    }
-)
+
+SPINE_IMAGING_LOINC: dict[str, frozenset[str]] = {c: s.spine for c, s in IMAGING_STUDIES.items() if s.spine}
+IMAGING_REPORT_LOINC = frozenset(c for c, s in IMAGING_STUDIES.items() if s.report)
+RADIOGRAPH_LOINC = frozenset(c for c, s in IMAGING_STUDIES.items() if s.radiograph)
+BMD_STUDY_LOINC = frozenset(c for c, s in IMAGING_STUDIES.items() if s.bmd)
+
+
+@dataclass(frozen=True)
+class OrderCoding:
+    """The coding of an order a card proposes (CONTRACT.md suggestion table, LOINC verified in codes.md)."""
+
+    loinc: str
+    display: str  # LOINC's own display
+    body_site: str | None = None  # SNOMED CT
+    body_site_display: str | None = None
+    text: str | None = None  # ServiceRequest.code.text, when the code alone does not say what is ordered
+
+
 # DiagnosticReport.category codes of imaging (US Core LP29684-5; v2-0074 RAD, CT, NMR, RX, RUS).
 IMAGING_CATEGORY_CODES = frozenset({"LP29684-5", "RAD", "CT", "NMR", "RX", "RUS", "imaging"})
 # Radiograph reports (REC-BMD reads bone loss from radiographs).
 RADIOGRAPH_CATEGORY_CODES = frozenset({"RX"})
+
+# The orders the cards propose (CONTRACT.md suggestion table; LOINC verified in codes.md).
+PROPOSED_ORDERS: dict[ProposedOrder, OrderCoding] = {
+    ProposedOrder.SPINE_RADIOGRAPH: OrderCoding(
+        XR_THORACOLUMBAR_SPINE, "XR Thoracic and lumbar spine 2 Views"
+    ),
+    ProposedOrder.QCT_LUMBAR: OrderCoding(
+        QCT_AXIAL_STUDY,
+        "CT Skeletal system.axial Multisection for bone density",
+        body_site=LUMBAR_SPINE_SNOMED,
+        body_site_display="Lumbar spine",
+    ),
+    ProposedOrder.DXA: OrderCoding(DXA_STUDY, "DXA Skeletal system Views for bone density"),
+    # The code is the generic DXA code: the text says forearm, so the order, once placed, is recognised as
+    # this one (facts/orders.py reads the code text) and the card is not given again.
+    ProposedOrder.FOREARM_DXA: OrderCoding(
+        DXA_STUDY,
+        "DXA Skeletal system Views for bone density",
+        body_site=DISTAL_RADIUS_SNOMED,
+        body_site_display="Distal radius",
+        text="DXA forearm, 1/3 (33 %) radius",
+    ),
+    ProposedOrder.CT_LUMBAR: OrderCoding(CT_LUMBAR_SPINE, "CT Lumbar spine"),
+    ProposedOrder.MR_LUMBAR: OrderCoding(MR_LUMBAR_SPINE, "MR Lumbar spine"),
+    ProposedOrder.CT_THORACIC: OrderCoding(CT_THORACIC_SPINE, "CT Thoracic spine"),
+    ProposedOrder.MR_THORACIC: OrderCoding(MR_THORACIC_SPINE, "MR Thoracic spine"),
+}
+
+# codes.md C: the Condition a diagnosis card suggests. M81.0 is written with the -CM system on purpose: in
+# WHO ICD-10 M81.0 means postmenopausal osteoporosis, which would be wrong for a man.
+OSTEOPOROSIS_DISPLAY = "Osteoporosis (disorder)"
+BMD_ONLY_OSTEOPOROSIS_ICD10_CM = "M81.0"
+BMD_ONLY_OSTEOPOROSIS_DISPLAY = "Age-related osteoporosis without current pathological fracture"

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.consensus.findings import Finding, OrderProposal
+from cds_service.facts.model import ProposedOrder
 from tests.builders import (
     DIAGNOSIS_TOPICS,
     DICOM,
@@ -516,7 +517,7 @@ _XR_ORDER = Finding(
     topic="spine-radiograph-recommended",
     rules=("REC-SPINE-XR",),
     params={"age": 70},
-    orders=(OrderProposal(loinc="24984-7", display="XR Thoracic and lumbar spine 2 Views"),),
+    orders=(OrderProposal(ProposedOrder.SPINE_RADIOGRAPH),),
 )
 
 

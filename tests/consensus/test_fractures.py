@@ -10,6 +10,7 @@ import pytest
 
 from cds_service.consensus.findings import Finding
 from cds_service.facts.codemap import parse_code_map
+from cds_service.facts.valuesets import PROPOSED_ORDERS
 from tests.builders import (
     ICD10,
     ICD10_CM,
@@ -350,7 +351,7 @@ def test_fx6_uncertain_fracture_recommends_ct_mri_and_gives_no_diagnosis(text: s
     card = _finding(findings, "fracture-imaging-recommended")
     assert {"REC-CT-MRI", "FX-6"} <= set(card.rules)
     assert "fracture-uncertain" in card.notes
-    assert {o.loinc for o in card.orders} == orders
+    assert {PROPOSED_ORDERS[o.kind].loinc for o in card.orders} == orders
     assert {e.source for e in card.evidence} == {"DiagnosticReport/dr"}
 
 

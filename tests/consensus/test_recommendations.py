@@ -12,6 +12,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from cds_service.consensus.findings import Finding, Group
 from cds_service.consensus.recommendations import months_before
 from cds_service.facts.codemap import parse_code_map
+from cds_service.facts.valuesets import PROPOSED_ORDERS
 from cds_service.settings import ClinicalSettings, Settings
 from tests.builders import (
     DICOM,
@@ -193,7 +194,7 @@ def test_rec_spine_xr_everyone_aged_60_today(birth: str, card: bool) -> None:
         finding = _finding(findings, "spine-radiograph-recommended")
         assert finding.rules == ("REC-SPINE-XR",)
         assert _setting_names(finding)["OSTEO_CDS_SPINE_XR_AGE"] == "60"
-        assert [o.loinc for o in finding.orders] == [XR_SPINE]
+        assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [XR_SPINE]
 
 
 def test_rec_spine_xr_age_is_a_setting() -> None:
@@ -345,7 +346,7 @@ def test_rec_spine_xr_order_is_a_draft_service_request() -> None:
 def test_rec_bmd_radiograph_suggesting_bone_loss_without_bmd(report: Resource) -> None:
     finding = _finding(_findings(report), "bmd-measurement-recommended")
     assert finding.rules == ("REC-BMD",)
-    assert [o.loinc for o in finding.orders] == [DXA_STUDY]
+    assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [DXA_STUDY]
     [row] = finding.evidence
     assert row.source == "DiagnosticReport/xr"
     assert row.quote  # the report text that suggested bone loss is shown
@@ -418,7 +419,7 @@ def test_rec_bmd_orders_qct_when_dxa_is_unreliable(reason_resource: Resource, re
     finding = _finding(findings, "bmd-measurement-recommended")
     assert finding.rules == ("REC-BMD", "REC-QCT")
     assert f"dxa-unreliable-{reason}" in finding.notes
-    assert [o.loinc for o in finding.orders] == [QCT_STUDY]
+    assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [QCT_STUDY]
     assert "qct-recommended" not in _topics(findings)  # one card, one order
     [request] = _ordered(_card([OLD_WOMAN, *resources], "bmd-measurement-recommended"))
     assert _loinc(request) == QCT_STUDY
@@ -456,7 +457,9 @@ def test_rec_qct_bmi_boundaries(value: float, reason: str | None, setting: str |
     assert f"dxa-unreliable-{reason}" in finding.notes
     assert setting in _setting_names(finding)
     assert "Observation/bmi" in {e.source for e in finding.evidence}
-    assert [(o.loinc, o.body_site_snomed) for o in finding.orders] == [(QCT_STUDY, "122496007")]
+    assert [(PROPOSED_ORDERS[o.kind].loinc, PROPOSED_ORDERS[o.kind].body_site) for o in finding.orders] == [
+        (QCT_STUDY, "122496007")
+    ]
 
 
 @pytest.mark.parametrize(

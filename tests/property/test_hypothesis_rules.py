@@ -41,10 +41,9 @@ from cds_service.facts.valuesets import (
     ICD10_PCS_CONCEPTS,
     ICD10_PREFIX_CONCEPTS,
     IMAGING_CATEGORY_CODES,
+    IMAGING_REPORT_LOINC,
     LATERALITY_SNOMED,
-    OTHER_IMAGING_LOINC,
     SNOMED_CONCEPTS,
-    SPINE_IMAGING_LOINC,
     VERTEBRA_SNOMED,
 )
 from cds_service.settings import TOPIC_CODES
@@ -293,7 +292,7 @@ PROCEDURE_CODINGS = st.sampled_from(
     + [("http://www.cms.gov/Medicare/Coding/ICD10", code) for code in ICD10_PCS_CONCEPTS]
 )
 REPORT_CODINGS = st.sampled_from(
-    [(LOINC, code) for code in (*SPINE_IMAGING_LOINC, *OTHER_IMAGING_LOINC)]
+    [(LOINC, code) for code in sorted(IMAGING_REPORT_LOINC)]
     + [(LOCAL, CODE_MAP_CODES["spine-imaging-report"]), (LOINC, "0000-0")]
 )
 ORDER_CODES = st.sampled_from(
