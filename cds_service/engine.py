@@ -10,11 +10,12 @@ from typing import Any
 
 from cds_service.cards.render import render_cards
 from cds_service.consensus.assessment import assess
-from cds_service.consensus.findings import ORDER_TOPICS, Finding, Group
+from cds_service.consensus.findings import Finding
 from cds_service.consensus.recommendations import months_before
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
+from cds_service.topics import ORDER_TOPICS, Group
 
 
 @dataclass

@@ -12,28 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.facts.codemap import CodeMap, load_code_map
+from cds_service.topics import TOPICS
 
 LANGUAGES = ("en", "zh-CN")
-
-TOPIC_CODES = (
-    "severe-osteoporosis",
-    "osteoporosis-bmd",
-    "osteoporosis-fracture",
-    "low-bone-mass",
-    "normal-bmd",
-    "below-expected-range-for-age",
-    "within-expected-range-for-age",
-    "z-score-required",
-    "secondary-cause-workup",
-    "qct-recommended",
-    "spine-radiograph-recommended",
-    "bmd-measurement-recommended",
-    "forearm-dxa-recommended",
-    "fracture-imaging-recommended",
-    "peripheral-screening-only",
-    "vertebral-fracture-ecf-check",
-    "cross-device-comparison",
-)
 
 
 class SettingsError(ValueError):
@@ -109,7 +90,7 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError("OSTEO_CDS_TODAY must be YYYY-MM-DD") from exc
         disabled = frozenset(_csv(get("OSTEO_CDS_DISABLED_CARDS", "")))
-        unknown = disabled - set(TOPIC_CODES)
+        unknown = disabled - TOPICS.keys()
         if unknown:
             raise SettingsError(
                 f"OSTEO_CDS_DISABLED_CARDS: unknown topic code(s) {', '.join(sorted(unknown))}"

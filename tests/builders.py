@@ -14,12 +14,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from cds_service.consensus.assessment import assess
-from cds_service.consensus.findings import Finding, Group
+from cds_service.consensus.findings import Finding
 from cds_service.engine import Evaluation, evaluate
 from cds_service.facts.codemap import CodeMap, parse_code_map
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import PatientFacts
 from cds_service.settings import Settings
+from cds_service.topics import Group
 
 Resource = dict[str, Any]
 Coding = tuple[str, str]

@@ -17,8 +17,9 @@ from cds_service.consensus.bmd import (
     T_OSTEOPOROSIS_UPPER_BOUND,
     Z_BELOW_EXPECTED,
 )
-from cds_service.consensus.findings import Evidence, Finding, Group
+from cds_service.consensus.findings import Evidence, Finding
 from cds_service.facts.model import DataNote
+from cds_service.topics import Group
 
 TOPIC_SYSTEM = "urn:osteo-cds:finding"
 OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"

@@ -4,49 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 
 from cds_service.facts.model import ProposedOrder
-
-
-class Group(StrEnum):
-    DIAGNOSIS = "diagnosis"
-    RECOMMENDATION = "recommendation"
-
-
-# CONTRACT.md "Cards": topic code → (group, indicator).
-TOPICS: dict[str, tuple[Group, str]] = {
-    "severe-osteoporosis": (Group.DIAGNOSIS, "critical"),
-    "osteoporosis-bmd": (Group.DIAGNOSIS, "warning"),
-    "osteoporosis-fracture": (Group.DIAGNOSIS, "warning"),
-    "low-bone-mass": (Group.DIAGNOSIS, "info"),
-    "normal-bmd": (Group.DIAGNOSIS, "info"),
-    "below-expected-range-for-age": (Group.DIAGNOSIS, "warning"),
-    "within-expected-range-for-age": (Group.DIAGNOSIS, "info"),
-    "z-score-required": (Group.RECOMMENDATION, "warning"),
-    "secondary-cause-workup": (Group.RECOMMENDATION, "warning"),
-    "qct-recommended": (Group.RECOMMENDATION, "info"),
-    "spine-radiograph-recommended": (Group.RECOMMENDATION, "info"),
-    "bmd-measurement-recommended": (Group.RECOMMENDATION, "info"),
-    "forearm-dxa-recommended": (Group.RECOMMENDATION, "info"),
-    "fracture-imaging-recommended": (Group.RECOMMENDATION, "info"),
-    "peripheral-screening-only": (Group.RECOMMENDATION, "info"),
-    "vertebral-fracture-ecf-check": (Group.RECOMMENDATION, "info"),
-    "cross-device-comparison": (Group.RECOMMENDATION, "warning"),
-}
-
-
-# CONTRACT.md suggestion table: the cards that exist to propose an order (even when, for a region without
-# a verified code, the order cannot be coded). A deceased patient gets none of them.
-ORDER_TOPICS = frozenset(
-    {
-        "spine-radiograph-recommended",
-        "qct-recommended",
-        "bmd-measurement-recommended",
-        "forearm-dxa-recommended",
-        "fracture-imaging-recommended",
-    }
-)
+from cds_service.topics import TOPICS, Group, Indicator
 
 
 @dataclass(frozen=True)
@@ -92,8 +52,8 @@ class Finding:
 
     @property
     def group(self) -> Group:
-        return TOPICS[self.topic][0]
+        return TOPICS[self.topic].group
 
     @property
-    def indicator(self) -> str:
-        return TOPICS[self.topic][1]
+    def indicator(self) -> Indicator:
+        return TOPICS[self.topic].indicator

@@ -18,7 +18,6 @@ from werkzeug.exceptions import HTTPException
 from cds_service import engine
 from cds_service.api.config import SETTINGS_KEY
 from cds_service.cards.texts import card_texts
-from cds_service.consensus.findings import TOPICS
 from cds_service.facts.bundle import BundleError, patient_data
 from cds_service.preview.chart import patient_chart_svg
 from cds_service.preview.demos import (
@@ -32,32 +31,12 @@ from cds_service.preview.demos import (
 from cds_service.preview.markup import is_web_url, markdown_to_safe_html
 from cds_service.preview.texts import preview_texts
 from cds_service.settings import LANGUAGES, Settings
+from cds_service.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 BLUEPRINT_NAME = "preview"
 EXAMPLES_DIR_KEY = "osteo_cds.preview.examples_dir"
-
-# CONTRACT.md "Cards", column "rules": the consensus rules behind each topic (the page's table).
-TOPIC_RULES: dict[str, tuple[str, ...]] = {
-    "severe-osteoporosis": ("DX-2",),
-    "osteoporosis-bmd": ("DXA-3", "QCT-2", "QCT-3"),
-    "osteoporosis-fracture": ("DX-3", "FX-2"),
-    "low-bone-mass": ("DXA-3", "QCT-2"),
-    "normal-bmd": ("DXA-3", "QCT-2"),
-    "below-expected-range-for-age": ("POP-3",),
-    "within-expected-range-for-age": ("POP-3",),
-    "z-score-required": ("POP-3",),
-    "secondary-cause-workup": ("POP-5", "DX-6", "QCT-6", "FX-1"),
-    "qct-recommended": ("REC-QCT",),
-    "spine-radiograph-recommended": ("REC-SPINE-XR",),
-    "bmd-measurement-recommended": ("REC-BMD",),
-    "forearm-dxa-recommended": ("REC-FOREARM", "DXA-2"),
-    "fracture-imaging-recommended": ("REC-CT-MRI", "FX-6", "FX-8"),
-    "peripheral-screening-only": ("DX-4", "REC-PERIPHERAL"),
-    "vertebral-fracture-ecf-check": ("FX-4",),
-    "cross-device-comparison": ("DXA-5",),
-}
 
 # The page runs only its own script and style; card HTML is sanitised, and this stops anything missed.
 PAGE_CSP = (
@@ -116,12 +95,12 @@ def page() -> ResponseReturnValue:
         {
             "code": code,
             "title": cards["cards"][code]["title"],
-            "group": group.value,
-            "indicator": indicator,
+            "group": topic.group.value,
+            "indicator": topic.indicator,
             "meaning_html": markdown_to_safe_html(cards["cards"][code]["detail"]),
-            "rules": TOPIC_RULES.get(code, ()),
+            "rules": topic.rules,
         }
-        for code, (group, indicator) in TOPICS.items()
+        for code, topic in TOPICS.items()
     ]
     catalogue = _catalogue()
     demos = [

@@ -28,12 +28,13 @@ from cds_service.consensus.bmd import (
     lumbar_qct_value,
     qct_exams,
 )
-from cds_service.consensus.findings import Finding, Group
+from cds_service.consensus.findings import Finding
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fractured_vertebrae, judge_all
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
 from cds_service.preview.texts import preview_texts
 from cds_service.settings import Settings
+from cds_service.topics import Group, topics_citing
 
 Shape = Literal["circle", "square", "triangle", "triangle-down", "diamond", "cross"]
 EventKind = Literal["fragility-fracture", "fracture", "spine-imaging"]
@@ -50,7 +51,7 @@ REGION_STYLE: dict[str, tuple[Shape, str, str | None]] = {
 }
 QCT_STYLE: tuple[Shape, str, str | None] = ("circle", "#0072B2", None)
 # Topics of the POP-3 population: the T-score and QCT bands do not apply to them.
-POP3_TOPICS = frozenset({"below-expected-range-for-age", "within-expected-range-for-age", "z-score-required"})
+POP3_TOPICS = topics_citing("POP-3")
 
 FONT = "DejaVu Sans, Noto Sans CJK SC, WenQuanYi Micro Hei, Microsoft YaHei, PingFang SC, Arial, sans-serif"
 ID_PREFIX = "osteo-chart"

@@ -19,7 +19,7 @@ import pytest
 from cds_service.cards.render import render_cards
 from cds_service.consensus.findings import Evidence, Finding, SettingUse
 from cds_service.facts.model import DataNote
-from cds_service.settings import TOPIC_CODES
+from cds_service.topics import TOPIC_CODES
 
 CARDS_DIR = Path(__file__).resolve().parents[2] / "cards"
 LANGUAGES = ("en", "zh-CN")

@@ -20,7 +20,8 @@ import pytest
 from cds_service.engine import evaluate
 from cds_service.facts.bundle import bundle_resources, single_patient_id
 from cds_service.facts.codemap import CONCEPTS, load_code_map
-from cds_service.settings import TOPIC_CODES, Settings
+from cds_service.settings import Settings
+from cds_service.topics import TOPIC_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENTS_DIR = ROOT / "examples" / "patients"

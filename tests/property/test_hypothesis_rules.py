@@ -31,7 +31,6 @@ from hypothesis import HealthCheck, currently_in_test_context, event, given, set
 from hypothesis import strategies as st
 
 from cds_service.cards.texts import card_texts
-from cds_service.consensus.findings import TOPICS, Group
 from cds_service.facts.codemap import parse_code_map
 from cds_service.facts.valuesets import (
     BODY_SITE_REGIONS,
@@ -46,7 +45,7 @@ from cds_service.facts.valuesets import (
     SNOMED_CONCEPTS,
     VERTEBRA_SNOMED,
 )
-from cds_service.settings import TOPIC_CODES
+from cds_service.topics import TOPIC_CODES, TOPICS, Group
 from tests.builders import (
     ICD10,
     LOCAL,
