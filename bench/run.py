@@ -56,8 +56,8 @@ from cds_service.facts.extract import extract_facts
 from cds_service.fhir.gather import PrefetchStrategy
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
 from cds_service.hooks import patient_view
-from cds_service.serve import DEFAULT_THREADS, default_workers
-from cds_service.settings import Settings
+from cds_service.serve import default_workers
+from cds_service.settings import ServerSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=default_workers(), help="gunicorn workers, every server"
     )
     parser.add_argument(
-        "--threads", type=int, default=DEFAULT_THREADS, help="threads per worker, every server"
+        "--threads", type=int, default=ServerSettings().threads, help="threads per worker, every server"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     parser.add_argument(
