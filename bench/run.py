@@ -7,6 +7,7 @@ Measures, in one run and on loopback only (every load bounded in count and in ti
     workers spent per request (robust to other load on the machine);
   * throughput under a bounded concurrent load (service vs floor);
   * no-prefetch calls against a fake FHIR server that answers after 50 ms: requests per call, latency;
+  * report reading on hostile ~10^6-character inputs (bench/report_text.py), CPU time per report;
   * start-up (spawn → first 200 on /healthz; import time of cds_service.api.app) and worker memory;
   * levers not (yet) applied, side by side: the service with gc.freeze() (bench/variant.py), and the
     long chart's no-prefetch searches with the Observation template narrowed by code (bench/levers.py).
@@ -48,6 +49,8 @@ import requests
 from bench.charts import CHARTS, TODAY, Chart
 from bench.fhir_server import DELAY_SECONDS, MAX_PAGE_SIZE, SlowFhirServer
 from bench.levers import narrowed_templates
+from bench.report_text import GOAL_SECONDS as GOAL_REPORT_READING_S
+from bench.report_text import hostile_reading_ms
 from cds_service import engine
 from cds_service.api.models import PatientViewRequest
 from cds_service.cards.render import render_cards
@@ -525,6 +528,8 @@ def run(
     }
     step("in-process evaluate")
     results["in_process"] = in_process(charts, bodies, plan)
+    step("report reading, hostile input")
+    results["hostile_report_reading_ms"] = hostile_reading_ms(1 if plan.sequential < 100 else 3)
     step("import time")
     results["import_seconds"] = {
         "cds_service.api.app": import_seconds("cds_service.api.app"),
@@ -610,6 +615,11 @@ def goals(results: Mapping[str, Any]) -> dict[str, Any]:
             "met": all(t <= GOAL_NO_PREFETCH_ROUND_TRIPS for t in trips.values()),
         },
         "worker_rss_mb": {"value": rss, "goal": GOAL_WORKER_RSS_MB, "met": 0 < rss <= GOAL_WORKER_RSS_MB},
+        "hostile_report_reading_ms": {
+            "value": max(results["hostile_report_reading_ms"].values()),
+            "goal": GOAL_REPORT_READING_S * 1000,
+            "met": max(results["hostile_report_reading_ms"].values()) <= GOAL_REPORT_READING_S * 1000,
+        },
         "startup_after_import_s": {
             "value": after_import,
             "goal": GOAL_STARTUP_AFTER_IMPORT_S,
@@ -704,6 +714,11 @@ def table(results: Mapping[str, Any]) -> str:
             f"{label}: {v['fhir_requests']:.0f} FHIR requests, gather p50 {v['gather']['p50']:.0f} ms"
             for label, v in lever.items()
         )
+    )
+    hostile = results["hostile_report_reading_ms"]
+    worst = max(hostile, key=hostile.__getitem__)
+    lines.append(
+        f"report reading, hostile ~10^6-character inputs: worst {hostile[worst]:.0f} ms CPU ({worst})"
     )
     lines.append("")
     for name, goal in results["goals"].items():
