@@ -216,7 +216,12 @@ class AuditStore:
             for card_uuid, topic_code in cards
         ]
         table = _table(IssuedCard)
+        # One transaction per response, and on SQLite/PostgreSQL one statement for all its cards.
         with self._writer.begin() as conn:
+            statement = _insert_ignoring_repeats(conn, table)
+            if statement is not None:
+                conn.execute(statement, rows)
+                return
             for row in rows:
                 _insert_unless_present(conn, table, row)
 
@@ -364,15 +369,20 @@ def _is_file_database(engine: Engine) -> bool:
     return database not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
 
 
+def _insert_ignoring_repeats(conn: Connection, table: Table) -> Insert | None:
+    """INSERT that skips rows colliding with a unique key, where the database has one (SQLite, PostgreSQL)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return None
+
+
 def _insert_unless_present(conn: Connection, table: Table, row: dict[str, Any]) -> int:
     """Insert one row unless it collides with a unique key; 1 if inserted, else 0."""
-    dialect = conn.dialect.name
-    statement: Insert
-    if dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    elif dialect == "postgresql":
-        statement = postgresql.insert(table).on_conflict_do_nothing()
-    else:
+    statement = _insert_ignoring_repeats(conn, table)
+    if statement is None:
         try:
             with conn.begin_nested():
                 conn.execute(table.insert(), row)
