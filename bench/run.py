@@ -68,7 +68,8 @@ SERVICE_PATH = f"/cds-services/{patient_view.SERVICE_ID}"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 # The issue's goals.
-GOAL_HTTP_RATIO = 3.0
+# HTTP p50 of the service / the floor, per chart (issue 12).
+GOAL_HTTP_RATIO: Mapping[str, float] = {"typical": 2.0, "long": 2.5, "imaging": 3.0}
 GOAL_NO_PREFETCH_ROUND_TRIPS = 3
 GOAL_WORKER_RSS_MB = 150.0
 GOAL_STARTUP_AFTER_IMPORT_S = 1.0
@@ -81,10 +82,12 @@ class Plan:
     sequential: int = 300
     warmup: int = 30
     clients: int = 8
-    per_client: Mapping[str, int] = field(default_factory=lambda: {"typical": 60, "long": 25})
+    per_client: Mapping[str, int] = field(default_factory=lambda: {"typical": 60, "long": 25, "imaging": 60})
     load_seconds: float = 20.0  # a hard stop for each throughput run
     no_prefetch: int = 15
-    in_process: Mapping[str, int] = field(default_factory=lambda: {"typical": 500, "long": 150})
+    in_process: Mapping[str, int] = field(
+        default_factory=lambda: {"typical": 500, "long": 150, "imaging": 500}
+    )
 
     @classmethod
     def quick(cls) -> Plan:
@@ -92,10 +95,10 @@ class Plan:
             sequential=40,
             warmup=5,
             clients=4,
-            per_client={"typical": 10, "long": 5},
+            per_client={"typical": 10, "long": 5, "imaging": 10},
             load_seconds=10.0,
             no_prefetch=3,
-            in_process={"typical": 50, "long": 20},
+            in_process={"typical": 50, "long": 20, "imaging": 50},
         )
 
 
@@ -606,8 +609,8 @@ def goals(results: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "http_p50_ratio": {
             "value": ratios,
-            "goal": GOAL_HTTP_RATIO,
-            "met": all(r <= GOAL_HTTP_RATIO for r in ratios.values()),
+            "goal": dict(GOAL_HTTP_RATIO),
+            "met": all(r <= GOAL_HTTP_RATIO[name] for name, r in ratios.items()),
         },
         "no_prefetch_round_trips": {
             "value": trips,
