@@ -218,17 +218,20 @@ def test_a_repeated_card_within_one_response_is_stored_once(store: AuditStore) -
 def test_the_cards_of_one_response_are_written_in_one_transaction_and_one_statement(
     store: AuditStore,
 ) -> None:
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement.split()[0])
-
-    event.listen(store.engine, "before_cursor_execute", seen)
+    seen: list[str] = []
+    listeners = {
+        "begin": lambda conn: seen.append("BEGIN"),
+        "commit": lambda conn: seen.append("COMMIT"),
+        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
+    }
+    for name, listener in listeners.items():
+        event.listen(store.engine, name, listener)
     try:
         store.record_issued("hook-1", SERVICE, [(card_id(f"t{i}"), "normal-bmd") for i in range(4)], VERSION)
     finally:
-        event.remove(store.engine, "before_cursor_execute", seen)
-    assert statements == ["BEGIN", "INSERT"]
+        for name, listener in listeners.items():
+            event.remove(store.engine, name, listener)
+    assert seen == ["BEGIN", "INSERT", "COMMIT"]
     assert [row.issued for row in store.report(None, None)] == [4]
 
 
