@@ -1,7 +1,9 @@
-"""Benchmark charts built from a Synthea bundle: a typical (~60 resources) and a long (~900) record.
+"""Benchmark charts: a typical (~60 resources) and a long (~900) record built from a Synthea bundle, and
+an imaging-heavy one (60 resources, four Chinese spine radiograph reports) built from the codes the
+service recognises.
 
-Deterministic: the same Synthea patient, and the long chart's extra vitals and labs come from a seeded
-random generator, so two runs send byte-identical requests.
+Deterministic: the same Synthea patient, and the extra vitals and labs come from a seeded random
+generator, so two runs send byte-identical requests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from cds_service.facts import valuesets
+from cds_service.facts.model import Measure, Modality, Region
+
 ROOT = Path(__file__).resolve().parent.parent
 SYNTHEA = (
     ROOT / "tests" / "fixtures" / "synthea" / "Tamatha_Witting_55a37df6-b780-4272-8d51-499be0e7df86.json"
@@ -27,6 +32,9 @@ VISITS = 39  # quarterly visits of the long chart, each with vitals and labs
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+SNOMED = valuesets.SNOMED
 NAMESPACE = uuid.UUID("0f6c5a9e-2d7b-4d1e-9a51-6b3c1c0e7a42")
 SEARCHED_TYPES = ("Observation", "Condition", "Procedure", "DiagnosticReport", "ServiceRequest")
 
@@ -312,4 +320,130 @@ def _blood_pressure(rng: random.Random, subject: Mapping[str, str], when: dateti
     }
 
 
-CHARTS: dict[str, Callable[[], Chart]] = {"typical": typical_chart, "long": long_chart}
+# The imaging chart's reports: a spine radiograph every year, read in Chinese, none with a fracture.
+_SPINE_REPORTS: tuple[tuple[str, str], ...] = (
+    ("2017-05-12", "胸腰椎退行性变，L4/5椎间隙变窄。脊柱侧弯。未见明确椎体骨折。"),
+    (
+        "2018-06-20",
+        "腰椎术后改变，L3-L5椎弓根螺钉内固定，位置良好。脊柱侧弯，胸腰椎骨质疏松。未见椎体压缩性骨折。",
+    ),
+    (
+        "2019-09-03",
+        "腰椎内固定术后，内固定物未见松动。胸腰段脊柱侧弯约15度。椎体骨质密度减低，未见骨折征象。",
+    ),
+    ("2020-10-15", "L3-L5内固定术后改变。脊柱侧弯同前。胸腰椎骨质疏松，椎体形态未见明显异常，未见新发骨折。"),
+)
+
+
+def imaging_chart() -> Chart:
+    """60 resources of a woman of 70: four spine radiograph reports in Chinese, scoliosis, a lumbar spinal
+    fusion, long-term glucocorticoids, a bilateral oophorectomy, a hip DXA, and quarterly vitals and labs
+    (codes from cds_service.facts.valuesets, so the chart follows what the service recognises)."""
+    rng = random.Random(SEED + 1)
+    patient_id = "bench-imaging"
+    subject = {"reference": f"Patient/{patient_id}"}
+    patient: Resource = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "gender": "female",
+        "birthDate": "1951-03-14",
+        "name": [{"text": "基准 测试"}],
+    }
+    spine_xr = next(code for code, regions in valuesets.SPINE_IMAGING_LOINC.items() if len(regions) == 2)
+    reports = [
+        {
+            "resourceType": "DiagnosticReport",
+            "id": f"{patient_id}-xr-{day}",
+            "status": "final",
+            "category": [{"coding": [{"system": V2_0074, "code": min(valuesets.RADIOGRAPH_CATEGORY_CODES)}]}],
+            "code": {"coding": [{"system": LOINC, "code": spine_xr}], "text": "胸腰椎正侧位片(DR)"},
+            "subject": dict(subject),
+            "effectiveDateTime": day,
+            "issued": f"{day}T16:30:00+08:00",
+            "conclusion": conclusion,
+        }
+        for day, conclusion in _SPINE_REPORTS
+    ]
+    record = [
+        _coded("Condition", patient_id, "scoliosis", SNOMED, _snomed("scoliosis"), "2016-04-01", "脊柱侧弯"),
+        _coded(
+            "Procedure", patient_id, "fusion", SNOMED, _snomed("spinal-fusion"), "2018-03-02", "腰椎融合术"
+        ),
+        _coded(
+            "Condition",
+            patient_id,
+            "steroids",
+            "http://hl7.org/fhir/sid/icd-10-cm",
+            _icd10("secondary-cause:glucocorticoids"),
+            "2015-01-10",
+            "长期使用糖皮质激素",
+        ),
+        _coded(
+            "Procedure",
+            patient_id,
+            "oophorectomy",
+            SNOMED,
+            _snomed("bilateral-oophorectomy"),
+            "1999-11-20",
+            "双侧卵巢切除术",
+        ),
+    ]
+    dxa_when = datetime(2020, 10, 15, 9, 0, tzinfo=UTC)
+    dxa = [
+        _observation(
+            rng, subject, dxa_when, "procedure", _dxa_t(region), f"DXA {region} T-score", "{T-score}", t, 0
+        )
+        for region, t in ((Region.FEMORAL_NECK, -2.6), (Region.TOTAL_HIP, -2.3))
+    ]
+    rows = (*_VITALS, *_LABS)
+    visits: list[Resource] = []
+    start = datetime(2019, 1, 8, 8, 30, tzinfo=UTC)
+    room = TYPICAL_SIZE - 1 - len(reports) - len(record) - len(dxa)
+    for index in range(room):
+        when = start + timedelta(days=91 * (index // len(rows)))
+        code, display, unit, mean, spread = rows[index % len(rows)]
+        category = "vital-signs" if index % len(rows) < len(_VITALS) else "laboratory"
+        visits.append(_observation(rng, subject, when, category, code, display, unit, mean, spread))
+    resources = (patient, *reports, *record, *dxa, *visits)
+    return Chart("imaging", patient_id, "Practitioner/bench", resources)
+
+
+def _snomed(concept: str) -> str:
+    return next(code for code, name in valuesets.SNOMED_CONCEPTS.items() if name == concept)
+
+
+def _icd10(concept: str) -> str:
+    return next(code for code, name in valuesets.ICD10_PREFIX_CONCEPTS.items() if name == concept)
+
+
+def _dxa_t(region: Region) -> str:
+    return next(
+        code
+        for code, (modality, measure, where, side) in valuesets.DXA_LOINC.items()
+        if (modality, measure, where, side) == (Modality.DXA, Measure.T_SCORE, region, None)
+    )
+
+
+def _coded(
+    resource_type: str, patient_id: str, name: str, system: str, code: str, when: str, text: str
+) -> Resource:
+    resource: Resource = {
+        "resourceType": resource_type,
+        "id": f"{patient_id}-{name}",
+        "code": {"coding": [{"system": system, "code": code}], "text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if resource_type == "Condition":
+        resource["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]}
+        resource["onsetDateTime"] = when
+    else:
+        resource["status"] = "completed"
+        resource["performedDateTime"] = when
+    return resource
+
+
+CHARTS: dict[str, Callable[[], Chart]] = {
+    "typical": typical_chart,
+    "long": long_chart,
+    "imaging": imaging_chart,
+}

@@ -4,6 +4,7 @@ with exactly the service's options (`cds_service.serve.gunicorn_options`)."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask import Flask, Response, abort, request
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from cds_service.serve import gunicorn_options
+from cds_service.settings import ServerSettings
 
 _EMPTY = orjson.dumps({"cards": []})
 
@@ -54,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    options = gunicorn_options(args.host, args.port, args.workers, args.threads)
+    server = ServerSettings.from_env(
+        os.environ
+    )  # the service's OSTEO_CDS_ server settings, read as it reads them
+    options = gunicorn_options(args.host, args.port, args.workers, args.threads, server)
     options["proc_name"] = "osteo-cds-floor"
     _FloorServer(options).run()
     return 0

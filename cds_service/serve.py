@@ -9,54 +9,27 @@ import signal
 import sys
 import tempfile
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from cds_service.settings import Settings, SettingsError, int_setting
+from cds_service.settings import MAX_THREADS, MAX_WORKERS, ServerSettings, Settings
 
 # Nothing here imports the app (nor prometheus-client) at module level: the metrics directory must be in
 # the environment before prometheus-client is first imported, so that every worker writes its values there.
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-DEFAULT_THREADS = 4  # patient-view mostly waits on FHIR searches
-MAX_WORKERS = 64
-MAX_THREADS = 64
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-
-@dataclass(frozen=True)
-class ServerSetting:
-    """A gunicorn setting that OSTEO_CDS_<NAME> may change, with its default and its allowed range."""
-
-    env: str
-    option: str
-    default: int
-    low: int
-    high: int
-
-
-# Defaults chosen for a 2-core machine; docs/operations.md says why for each.
-SERVER_SETTINGS = (
-    # A worker silent this long is stuck and restarted: far above the 2 s FHIR budget of a call.
-    ServerSetting("OSTEO_CDS_TIMEOUT", "timeout", 30, 5, 3600),
-    # SIGTERM: workers finish the calls they hold for up to this long (below Kubernetes' default 30 s).
-    ServerSetting("OSTEO_CDS_GRACEFUL_TIMEOUT", "graceful_timeout", 20, 1, 3600),
-    # Idle keep-alive connections are held this long (they wait in the poller, not in a thread).
-    ServerSetting("OSTEO_CDS_KEEPALIVE", "keepalive", 5, 0, 600),
-    # Recycling workers bounds slow leaks; 0 turns it off.
-    ServerSetting("OSTEO_CDS_MAX_REQUESTS", "max_requests", 2000, 0, 10_000_000),
-    # The jitter keeps the workers from all restarting at once.
-    ServerSetting("OSTEO_CDS_MAX_REQUESTS_JITTER", "max_requests_jitter", 200, 0, 1_000_000),
-)
+# gunicorn option <- the ServerSettings field read from OSTEO_CDS_<FIELD> (cds_service/settings.py).
+SERVER_OPTIONS = ("timeout", "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter")
 
 
 class ServeError(ValueError):
-    """A serve option or an OSTEO_CDS_ server setting has a value the server cannot start with."""
+    """A serve option (port, workers, threads) has a value the server cannot start with."""
 
 
 class _OsteoCdsServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -80,19 +53,11 @@ def default_workers() -> int:
     return max(1, min(2 * (os.cpu_count() or 1), 4))
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """The settings' own integer parsing, reported as a serve error."""
-    try:
-        return int_setting(lambda key: (env.get(key) or "").strip(), name, default, low, high)
-    except SettingsError as exc:
-        raise ServeError(str(exc)) from exc
-
-
-def _count(env: Mapping[str, str], name: str, given: int | None, default: int, high: int) -> int:
+def _count(name: str, given: int | None, default: int, high: int) -> int:
     if given is None:
-        return _env_int(env, name, default, 1, high)
+        return default
     if not 1 <= given <= high:
-        raise ServeError(f"{name.removeprefix('OSTEO_CDS_').lower()} option must be between 1 and {high}")
+        raise ServeError(f"{name} option must be between 1 and {high}")
     return given
 
 
@@ -119,17 +84,17 @@ def gunicorn_options(
     port: int,
     workers: int | None,
     threads: int | None,
-    env: Mapping[str, str] | None = None,
+    server: ServerSettings | None = None,
 ) -> dict[str, Any]:
-    """The gunicorn settings: explicit arguments first, then OSTEO_CDS_WORKERS / _THREADS / _TIMEOUT / ..."""
-    env = os.environ if env is None else env
+    """The gunicorn settings: explicit arguments first, then the server settings (OSTEO_CDS_WORKERS, ...)."""
+    server = ServerSettings() if server is None else server
     if not 0 < port < 65536:
         raise ServeError("port must be between 1 and 65535")
     bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     options: dict[str, Any] = {
         "bind": f"{bind_host}:{port}",
-        "workers": _count(env, "OSTEO_CDS_WORKERS", workers, default_workers(), MAX_WORKERS),
-        "threads": _count(env, "OSTEO_CDS_THREADS", threads, DEFAULT_THREADS, MAX_THREADS),
+        "workers": _count("workers", workers, server.workers or default_workers(), MAX_WORKERS),
+        "threads": _count("threads", threads, server.threads, MAX_THREADS),
         "worker_class": "gthread",
         "accesslog": None,  # the app logs requests itself, without URLs that could carry patient ids
         "errorlog": "-",
@@ -142,10 +107,8 @@ def gunicorn_options(
         # write it to for the image's system user
         "control_socket_disable": True,
     }
-    for setting in SERVER_SETTINGS:
-        options[setting.option] = _env_int(env, setting.env, setting.default, setting.low, setting.high)
-    if options["graceful_timeout"] > options["timeout"]:
-        raise ServeError("OSTEO_CDS_GRACEFUL_TIMEOUT must not exceed OSTEO_CDS_TIMEOUT")
+    for option in SERVER_OPTIONS:
+        options[option] = getattr(server, option)
     if os.path.isdir("/dev/shm"):
         # worker heartbeats on a RAM disk: on container overlay filesystems they can stall
         options["worker_tmp_dir"] = "/dev/shm"
@@ -176,7 +139,7 @@ def run_server(
 ) -> int:
     """Serve until stopped (SIGTERM: graceful); the exit code: 2 with a one-line error if it cannot start."""
     try:
-        options = gunicorn_options(host, port, workers, threads)
+        options = gunicorn_options(host, port, workers, threads, settings.server)
     except ServeError as exc:
         print(f"osteo-cds serve: {exc}", file=sys.stderr)
         return 2

@@ -17,8 +17,55 @@ from cds_service.topics import TOPICS
 LANGUAGES = ("en", "zh-CN")
 
 
+DEFAULT_DATABASE_URL = (
+    "sqlite:///var/osteo-cds.db"  # ./var/ under the working directory, beside the replay store
+)
+DEFAULT_REPLAY_DB = "./var/jti.sqlite3"
+MAX_WORKERS = 64
+MAX_THREADS = 64
+
+
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with; raised at start, never per request."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """gunicorn's settings for `osteo-cds serve`; docs/operations.md says why for each default (2 cores)."""
+
+    workers: int | None = None  # None: min(2 x cores, 4), decided where the server starts
+    threads: int = 4  # patient-view mostly waits on FHIR searches
+    # A worker silent this long is stuck and restarted: far above the 2 s FHIR budget of a call.
+    timeout: int = 30
+    # SIGTERM: workers finish the calls they hold for up to this long (below Kubernetes' default 30 s).
+    graceful_timeout: int = 20
+    # Idle keep-alive connections are held this long (they wait in the poller, not in a thread).
+    keepalive: int = 5
+    # Recycling workers bounds slow leaks; 0 turns it off.
+    max_requests: int = 2000
+    # The jitter keeps the workers from all restarting at once.
+    max_requests_jitter: int = 200
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServerSettings:
+        def get(name: str) -> str:
+            return (env.get(name) or "").strip()
+
+        workers = get("OSTEO_CDS_WORKERS")
+        server = cls(
+            workers=int_setting(get, "OSTEO_CDS_WORKERS", 0, 1, MAX_WORKERS) if workers else None,
+            threads=int_setting(get, "OSTEO_CDS_THREADS", cls.threads, 1, MAX_THREADS),
+            timeout=int_setting(get, "OSTEO_CDS_TIMEOUT", cls.timeout, 5, 3600),
+            graceful_timeout=int_setting(get, "OSTEO_CDS_GRACEFUL_TIMEOUT", cls.graceful_timeout, 1, 3600),
+            keepalive=int_setting(get, "OSTEO_CDS_KEEPALIVE", cls.keepalive, 0, 600),
+            max_requests=int_setting(get, "OSTEO_CDS_MAX_REQUESTS", cls.max_requests, 0, 10_000_000),
+            max_requests_jitter=int_setting(
+                get, "OSTEO_CDS_MAX_REQUESTS_JITTER", cls.max_requests_jitter, 0, 1_000_000
+            ),
+        )
+        if server.graceful_timeout > server.timeout:
+            raise SettingsError("OSTEO_CDS_GRACEFUL_TIMEOUT must not exceed OSTEO_CDS_TIMEOUT")
+        return server
 
 
 @dataclass(frozen=True)
@@ -47,7 +94,8 @@ class Settings:
     disabled_cards: frozenset[str] = frozenset()
     today: date | None = None
     tz: str = "Asia/Shanghai"
-    database_url: str = "sqlite:///osteo-cds.db"
+    database_url: str = DEFAULT_DATABASE_URL
+    replay_db: str = DEFAULT_REPLAY_DB  # the per-machine SQLite JWT replay store (without Redis)
     redis_url: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
     fhir_timeout_seconds: float = 1.5
@@ -58,6 +106,7 @@ class Settings:
     preview_enabled: bool = False
     metrics_enabled: bool = True
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def today_date(self) -> date:
         """The date taken as today, in the configured time zone."""
@@ -129,7 +178,8 @@ class Settings:
             disabled_cards=disabled,
             today=today,
             tz=tz,
-            database_url=get("OSTEO_CDS_DATABASE_URL") or "sqlite:///osteo-cds.db",
+            database_url=get("OSTEO_CDS_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            replay_db=get("OSTEO_CDS_REPLAY_DB") or DEFAULT_REPLAY_DB,
             redis_url=get("OSTEO_CDS_REDIS_URL") or None,
             max_body_bytes=int_setting(get, "OSTEO_CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, 1024, 1 << 30),
             fhir_timeout_seconds=_float(get, "OSTEO_CDS_FHIR_TIMEOUT", 1.5, 0.05, 60),
@@ -140,6 +190,7 @@ class Settings:
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             clinical=clinical,
+            server=ServerSettings.from_env(env),
         )
 
 

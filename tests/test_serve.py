@@ -23,14 +23,13 @@ from cds_service import serve
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
 from cds_service.serve import (
     MULTIPROC_ENV,
-    SERVER_SETTINGS,
-    ServeError,
+    SERVER_OPTIONS,
     gunicorn_options,
     mark_worker_dead,
     prepare_metrics_dir,
     run_server,
 )
-from cds_service.settings import Settings
+from cds_service.settings import ServerSettings, Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = "osteoporosis-patient-view"
@@ -42,7 +41,7 @@ PATIENT = "PHI-PATIENT-4711"
 
 def test_defaults_suit_a_two_core_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    options = gunicorn_options("127.0.0.1", 8080, None, None, {})
+    options = gunicorn_options("127.0.0.1", 8080, None, None, ServerSettings.from_env({}))
     assert options["workers"] == 4 and options["threads"] == 4 and options["worker_class"] == "gthread"
     assert options["timeout"] == 30
     assert options["graceful_timeout"] == 20
@@ -66,7 +65,7 @@ def test_defaults_suit_a_two_core_machine(monkeypatch: pytest.MonkeyPatch) -> No
     ],
 )
 def test_server_settings_from_the_environment(env: dict[str, str], option: str, expected: int) -> None:
-    assert gunicorn_options("127.0.0.1", 8080, None, None, env)[option] == expected
+    assert gunicorn_options("127.0.0.1", 8080, None, None, ServerSettings.from_env(env))[option] == expected
 
 
 @pytest.mark.parametrize(
@@ -80,8 +79,8 @@ def test_server_settings_from_the_environment(env: dict[str, str], option: str, 
     ],
 )
 def test_bad_server_settings_are_refused(env: dict[str, str]) -> None:
-    with pytest.raises(ServeError):
-        gunicorn_options("127.0.0.1", 8080, None, None, env)
+    with pytest.raises(SettingsError):
+        ServerSettings.from_env(env)
 
 
 def test_every_server_setting_is_documented() -> None:
@@ -92,7 +91,7 @@ def test_every_server_setting_is_documented() -> None:
         "OSTEO_CDS_WORKERS",
         "OSTEO_CDS_THREADS",
         "OSTEO_CDS_METRICS",
-        *(s.env for s in SERVER_SETTINGS),
+        *(f"OSTEO_CDS_{option.upper()}" for option in SERVER_OPTIONS),
     ):
         assert f"`{name}`" in text
 

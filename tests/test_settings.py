@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cds_service.settings import ClinicalSettings, Settings, SettingsError
+from cds_service.settings import ClinicalSettings, ServerSettings, Settings, SettingsError
 
 
 def test_defaults() -> None:
@@ -22,7 +24,10 @@ def test_defaults() -> None:
     assert settings.disabled_cards == frozenset()
     assert settings.today is None
     assert settings.tz == "Asia/Shanghai"
-    assert settings.database_url.startswith("sqlite:///") and "osteo-cds" in settings.database_url
+    # Runtime files under ./var/ of the working directory (ignored by git), never beside the sources.
+    assert settings.database_url == "sqlite:///var/osteo-cds.db"
+    assert settings.replay_db == "./var/jti.sqlite3"
+    assert settings.server == ServerSettings(workers=None, threads=4, timeout=30, graceful_timeout=20)
     assert settings.redis_url is None
     assert settings.clinical == ClinicalSettings()
 
@@ -156,6 +161,18 @@ def test_today_defaults_to_the_real_date_in_the_time_zone() -> None:
             lambda s: s.fhir_timeout_seconds == 0.5,
             id="OSTEO_CDS_FHIR_TIMEOUT",
         ),
+        pytest.param(
+            "OSTEO_CDS_REPLAY_DB",
+            "/data/jti.sqlite3",
+            lambda s: s.replay_db == "/data/jti.sqlite3",
+            id="OSTEO_CDS_REPLAY_DB",
+        ),
+        pytest.param("OSTEO_CDS_WORKERS", "3", lambda s: s.server.workers == 3, id="OSTEO_CDS_WORKERS"),
+        pytest.param("OSTEO_CDS_THREADS", "8", lambda s: s.server.threads == 8, id="OSTEO_CDS_THREADS"),
+        pytest.param("OSTEO_CDS_TIMEOUT", "60", lambda s: s.server.timeout == 60, id="OSTEO_CDS_TIMEOUT"),
+        pytest.param(
+            "OSTEO_CDS_MAX_REQUESTS", "0", lambda s: s.server.max_requests == 0, id="OSTEO_CDS_MAX_REQUESTS 0"
+        ),
     ],
 )
 def test_each_variable_is_read(name: str, raw: str, read: Any) -> None:
@@ -174,6 +191,11 @@ def test_empty_values_mean_the_default() -> None:
         "OSTEO_CDS_REDIS_URL",
         "OSTEO_CDS_FHIR_SERVERS",
         "OSTEO_CDS_TRUSTED_ISSUERS",
+        "OSTEO_CDS_DATABASE_URL",
+        "OSTEO_CDS_REPLAY_DB",
+        "OSTEO_CDS_WORKERS",
+        "OSTEO_CDS_THREADS",
+        "OSTEO_CDS_TIMEOUT",
     ]
     assert Settings.from_env(dict.fromkeys(names, "")) == Settings.from_env({})
 
@@ -212,6 +234,11 @@ def test_empty_values_mean_the_default() -> None:
         pytest.param("OSTEO_CDS_PREVIEW", "maybe", id="bad OSTEO_CDS_PREVIEW not a boolean"),
         pytest.param("OSTEO_CDS_FHIR_MAX_PAGES", "0", id="bad OSTEO_CDS_FHIR_MAX_PAGES 0"),
         pytest.param("OSTEO_CDS_FHIR_TIMEOUT", "soon", id="bad OSTEO_CDS_FHIR_TIMEOUT not a number"),
+        pytest.param("OSTEO_CDS_WORKERS", "0", id="bad OSTEO_CDS_WORKERS 0"),
+        pytest.param("OSTEO_CDS_THREADS", "65", id="bad OSTEO_CDS_THREADS above 64"),
+        pytest.param(
+            "OSTEO_CDS_GRACEFUL_TIMEOUT", "31", id="bad OSTEO_CDS_GRACEFUL_TIMEOUT above the timeout"
+        ),
     ],
 )
 def test_bad_values_are_settings_errors(name: str, raw: str) -> None:
@@ -236,3 +263,22 @@ def test_with_changes_keeps_the_rest() -> None:
     changed = base.with_changes(today=date(2026, 11, 25))
     assert changed.language == "zh-CN" and changed.today == date(2026, 11, 25)
     assert base.today is None
+
+
+def test_only_settings_py_reads_the_environment() -> None:
+    # Every OSTEO_CDS_ setting is read in settings.py. The one exception is the metrics directory that
+    # `osteo-cds serve` itself hands to its workers through PROMETHEUS_MULTIPROC_DIR (prometheus-client's).
+    package = Path(__file__).resolve().parents[1] / "cds_service"
+    readers = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == package:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            names = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}
+            attributes = {n.attr for n in ast.walk(function) if isinstance(n, ast.Attribute)}
+            if attributes & {"environ", "getenv"} and "MULTIPROC_ENV" not in names:
+                readers.append(f"{path.relative_to(package)}:{function.name}")
+    assert readers == []

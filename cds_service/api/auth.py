@@ -36,7 +36,6 @@ MAX_JWKS_BYTES = 1024 * 1024
 MIN_RSA_KEY_BITS = 2048
 # After a failed JWKS fetch, requests fail fast for this long instead of each waiting out its own timeout.
 FAILED_FETCH_RETRY_SECONDS = 5.0
-DEFAULT_REPLAY_DB = "./var/jti.sqlite3"
 REDIS_KEY_PREFIX = "osteo-cds:jti:"
 REDIS_TIMEOUT_SECONDS = 1.0
 
@@ -428,13 +427,12 @@ class RedisReplayStore:
         return bool(added)
 
 
-def build_replay_store(settings: Settings, env: Mapping[str, str] | None = None) -> ReplayStore:
+def build_replay_store(settings: Settings) -> ReplayStore:
     """Redis when OSTEO_CDS_REDIS_URL is set (several machines), else the per-machine SQLite file
     at OSTEO_CDS_REPLAY_DB (default ./var/jti.sqlite3)."""
     if settings.redis_url:
         return RedisReplayStore(settings.redis_url)
-    env = os.environ if env is None else env
-    return SqliteReplayStore(env.get("OSTEO_CDS_REPLAY_DB") or DEFAULT_REPLAY_DB)
+    return SqliteReplayStore(settings.replay_db)
 
 
 def build_jwt_verifier(settings: Settings, replay_store: ReplayStore) -> JwtVerifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import weakref
@@ -216,7 +217,12 @@ class AuditStore:
             for card_uuid, topic_code in cards
         ]
         table = _table(IssuedCard)
+        # One transaction per response, and on SQLite/PostgreSQL one statement for all its cards.
         with self._writer.begin() as conn:
+            statement = _insert_ignoring_repeats(conn.dialect.name, table)
+            if statement is not None:
+                conn.execute(statement, rows)
+                return
             for row in rows:
                 _insert_unless_present(conn, table, row)
 
@@ -353,10 +359,9 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # A write transaction takes the lock up front: a deferred one that read first could meet
         # SQLITE_BUSY_SNAPSHOT, which the busy timeout does not retry.
-        if conn.get_execution_options().get(_WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Straight to the driver: this runs once per transaction, and needs none of SQLAlchemy's execution.
+        begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN"
+        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
 
 def _is_file_database(engine: Engine) -> bool:
@@ -364,15 +369,20 @@ def _is_file_database(engine: Engine) -> bool:
     return database not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
 
 
+@functools.cache  # built once per table and database kind: a statement is immutable and reusable
+def _insert_ignoring_repeats(dialect: str, table: Table) -> Insert | None:
+    """INSERT that skips rows colliding with a unique key, where the database has one (SQLite, PostgreSQL)."""
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return None
+
+
 def _insert_unless_present(conn: Connection, table: Table, row: dict[str, Any]) -> int:
     """Insert one row unless it collides with a unique key; 1 if inserted, else 0."""
-    dialect = conn.dialect.name
-    statement: Insert
-    if dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    elif dialect == "postgresql":
-        statement = postgresql.insert(table).on_conflict_do_nothing()
-    else:
+    statement = _insert_ignoring_repeats(conn.dialect.name, table)
+    if statement is None:
         try:
             with conn.begin_nested():
                 conn.execute(table.insert(), row)

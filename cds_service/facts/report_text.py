@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from cds_service.facts.levels import CN_NUMBERS
+from cds_service.facts.reading_cache import read_once_per_text
 
 MAX_REPORT_CHARS: Final = 8000
 # NFKC can expand one character into up to 18; bound the normalised text as well.
@@ -563,6 +564,7 @@ class _Draft:
 # Public entry point
 
 
+@read_once_per_text  # the same text is read once per process (bounded LRU; see reading_cache.py)
 def read_report(text: str) -> ReportReading:
     """Read one report conclusion; pure, linear in the (bounded) text length."""
     truncated = len(text) > MAX_REPORT_CHARS

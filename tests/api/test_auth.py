@@ -696,13 +696,13 @@ def test_redis_store_never_sets_an_expiry_in_the_past() -> None:
 
 
 def test_build_replay_store_prefers_redis_when_configured(tmp_path: Path) -> None:
-    store = build_replay_store(Settings(redis_url="redis://localhost:6379/0"), env={})
+    store = build_replay_store(Settings(redis_url="redis://localhost:6379/0"))
     assert isinstance(store, RedisReplayStore)
 
 
 def test_build_replay_store_uses_sqlite_at_the_configured_path(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "jti.sqlite3"
-    store = build_replay_store(Settings(), env={"OSTEO_CDS_REPLAY_DB": str(path)})
+    store = build_replay_store(Settings.from_env({"OSTEO_CDS_REPLAY_DB": str(path)}))
     assert isinstance(store, SqliteReplayStore)
     assert path.exists()
 
@@ -711,7 +711,7 @@ def test_build_replay_store_defaults_to_var_next_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert isinstance(build_replay_store(Settings(), env={}), SqliteReplayStore)
+    assert isinstance(build_replay_store(Settings.from_env({})), SqliteReplayStore)
     assert (tmp_path / "var" / "jti.sqlite3").exists()
 
 

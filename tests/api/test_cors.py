@@ -139,7 +139,6 @@ def test_cors_headers_on_404_below_cds_services(client: FlaskClient) -> None:
 def test_cors_headers_on_401(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsps: responses.RequestsMock, origins: tuple[str, ...]
 ) -> None:
-    monkeypatch.setenv("OSTEO_CDS_REPLAY_DB", str(tmp_path / "jti.sqlite3"))
     rsps.get(
         JWKS_URL,
         json={"keys": [{**ECAlgorithm.to_jwk(_KEY.public_key(), as_dict=True), "kid": "k1", "alg": "ES384"}]},
@@ -150,6 +149,7 @@ def test_cors_headers_on_401(
             trusted_issuers={ISSUER: JWKS_URL},
             cors_origins=origins,
             database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+            replay_db=str(tmp_path / "jti.sqlite3"),
         )
     ).test_client()
     expired = jwt.encode(

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from cds_service.api.app import StartupError, create_app
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
 from cds_service.serve import ServeError, default_workers, gunicorn_options, run_server
-from cds_service.settings import Settings
+from cds_service.settings import ServerSettings, Settings, SettingsError
 
 SERVICE_ID = "osteoporosis-patient-view"
 # CDS Hooks 2.0 §Prefetch template: reference, token, date params, _count and _sort.
@@ -153,14 +153,14 @@ def test_worker_and_thread_counts(
     env: dict[str, str], workers: int | None, threads: int | None, expected: tuple[int, int] | None
 ) -> None:
     if expected is None:
-        with pytest.raises(ServeError):
-            gunicorn_options("127.0.0.1", 8080, workers, threads, env)
+        with pytest.raises((ServeError, SettingsError)):
+            gunicorn_options("127.0.0.1", 8080, workers, threads, ServerSettings.from_env(env))
         return
-    options = gunicorn_options("127.0.0.1", 8080, workers, threads, env)
+    options = gunicorn_options("127.0.0.1", 8080, workers, threads, ServerSettings.from_env(env))
     assert (options["workers"], options["threads"]) == expected
     assert options["accesslog"] is None and options["max_requests_jitter"] > 0
     assert 1 <= default_workers() <= 4
 
 
 def test_ipv6_hosts_are_bracketed() -> None:
-    assert gunicorn_options("::", 8080, 1, 1, {})["bind"] == "[::]:8080"
+    assert gunicorn_options("::", 8080, 1, 1)["bind"] == "[::]:8080"

@@ -257,7 +257,6 @@ def test_metrics_of_several_processes_are_collected_from_the_multiprocess_dir(
 
 @pytest.fixture
 def jwt_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsps: responses.RequestsMock) -> Flask:
-    monkeypatch.setenv("OSTEO_CDS_REPLAY_DB", str(tmp_path / "jti.sqlite3"))
     rsps.get(
         JWKS_URL,
         json={"keys": [{**ECAlgorithm.to_jwk(_KEY.public_key(), as_dict=True), "kid": "k1", "alg": "ES384"}]},
@@ -268,6 +267,7 @@ def jwt_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsps: responses.Req
             auth="jwt",
             trusted_issuers={ISSUER: JWKS_URL},
             database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+            replay_db=str(tmp_path / "jti.sqlite3"),
         )
     )
 

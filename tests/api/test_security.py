@@ -145,11 +145,11 @@ def jwks_server(rsps: responses.RequestsMock) -> responses.RequestsMock:
 
 @pytest.fixture
 def jwt_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("OSTEO_CDS_REPLAY_DB", str(tmp_path / "jti.sqlite3"))
     return Settings(
         auth="jwt",
         trusted_issuers={ISSUER: JWKS_URL},
         database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        replay_db=str(tmp_path / "jti.sqlite3"),
     )
 
 
@@ -434,13 +434,13 @@ def test_the_public_sandbox_is_never_trusted_by_default() -> None:
 def test_trusting_the_public_sandbox_is_warned_about(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("OSTEO_CDS_REPLAY_DB", str(tmp_path / "jti.sqlite3"))
     settings = Settings(
         auth="jwt",
         trusted_issuers={
             "https://sandbox.cds-hooks.org": "https://sandbox.cds-hooks.org/.well-known/jwks.json"
         },
         database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        replay_db=str(tmp_path / "jti.sqlite3"),
     )
     assert trusts_public_sandbox(settings)
     create_app(settings)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from cds_service.audit.feedback import FeedbackItem, parse_feedback
 from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
@@ -202,6 +202,37 @@ def test_issuing_the_same_card_twice_keeps_the_first(store: AuditStore) -> None:
     store.record_issued("hook-1", SERVICE, [(card_id("a"), "osteoporosis-bmd")], VERSION, issued_at=T0)
     store.record_issued("hook-2", SERVICE, [(card_id("a"), "normal-bmd")], VERSION, issued_at=T0)
     assert [(row.topic_code, row.issued) for row in store.report(None, None)] == [("osteoporosis-bmd", 1)]
+
+
+def test_a_repeated_card_within_one_response_is_stored_once(store: AuditStore) -> None:
+    cards = [
+        (card_id("a"), "osteoporosis-bmd"),
+        (card_id("b"), "qct-recommended"),
+        (card_id("a"), "normal-bmd"),
+    ]
+    store.record_issued("hook-1", SERVICE, cards, VERSION, issued_at=T0)
+    report = [(row.topic_code, row.issued) for row in store.report(None, None)]
+    assert report == [("osteoporosis-bmd", 1), ("qct-recommended", 1)]
+
+
+def test_the_cards_of_one_response_are_written_in_one_transaction_and_one_statement(
+    store: AuditStore,
+) -> None:
+    seen: list[str] = []
+    listeners = {
+        "begin": lambda conn: seen.append("BEGIN"),
+        "commit": lambda conn: seen.append("COMMIT"),
+        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
+    }
+    for name, listener in listeners.items():
+        event.listen(store.engine, name, listener)
+    try:
+        store.record_issued("hook-1", SERVICE, [(card_id(f"t{i}"), "normal-bmd") for i in range(4)], VERSION)
+    finally:
+        for name, listener in listeners.items():
+            event.remove(store.engine, name, listener)
+    assert seen == ["BEGIN", "INSERT", "COMMIT"]
+    assert [row.issued for row in store.report(None, None)] == [4]
 
 
 def test_report_counts_each_card_once_by_its_latest_feedback(store: AuditStore) -> None:
