@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from cds_service import engine
+from cds_service.cards.numbers import faithful
 from cds_service.cards.texts import card_texts
 from cds_service.consensus.bmd import (
     QCT_NORMAL_ABOVE,
@@ -649,13 +650,9 @@ def _n(value: float) -> str:
 
 
 def _signed(value: float, decimals: int, boundaries: Sequence[float] = ()) -> str:
-    """A number with a real minus sign (−), as in print; with more decimals where rounding would put it
-    on the other side of a category boundary (-2.496 is never shown as the osteoporosis value -2.5)."""
-    for places in range(decimals, 7):
-        shown = round(value, places)
-        if all((shown <= b) == (value <= b) and (shown < b) == (value < b) for b in boundaries):
-            break
-    return f"{value:.{places}f}".replace("-", "−")
+    """A number as the cards show it (never rounded across a category boundary), with a real minus
+    sign (−), as in print."""
+    return faithful(value, decimals, boundaries).replace("-", "−")
 
 
 def _tag(name: str, attrs: Mapping[str, object], content: str | None = None) -> str:
