@@ -21,7 +21,7 @@ from cds_service.consensus.lookback import months_before
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
-from cds_service.topics import ORDER_TOPICS, Group
+from cds_service.topics import TOPICS, Group
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,11 @@ def assess_record(
     ]
     if facts.deceased:
         # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
-        findings = [f for f in findings if not f.orders and f.topic not in ORDER_TOPICS]
+        findings = [f for f in findings if not f.orders and not TOPICS[f.topic].proposes_orders]
     if orders_unknown:
         findings = [
-            replace(f, notes=(*f.notes, "orders-unknown")) if f.topic in ORDER_TOPICS else f for f in findings
+            replace(f, notes=(*f.notes, "orders-unknown")) if TOPICS[f.topic].proposes_orders else f
+            for f in findings
         ]
     if len([f for f in findings if f.group is Group.DIAGNOSIS]) > 1:
         raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
