@@ -1,4 +1,9 @@
-"""The engine: FHIR resources of one patient → facts → consensus → CDS Hooks response."""
+"""The engine: FHIR resources of one patient → facts → consensus → CDS Hooks response.
+
+The one pipeline every caller uses: the hook, `osteo-cds evaluate`, the preview and its chart (and the
+coming order hooks and population screening). `assess_record` is the middle (facts and findings, no cards);
+`evaluate` is it plus the cards.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,32 @@ from typing import Any
 from cds_service.cards.render import render_cards
 from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
-from cds_service.consensus.recommendations import months_before
+from cds_service.consensus.fractures import FractureJudgement, judge_all
+from cds_service.consensus.lookback import months_before
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
-from cds_service.topics import ORDER_TOPICS, Group
+from cds_service.topics import TOPICS, Group
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the rules concluded for one patient, and the facts and fracture judgements it rests on."""
+
+    facts: PatientFacts
+    judgements: tuple[FractureJudgement, ...]
+    findings: tuple[Finding, ...]  # the ones to show: switched-off cards and a deceased's orders left out
 
 
 @dataclass
 class Evaluation:
-    """The CDS Hooks response body and figures for logs/metrics (counts only, no patient data)."""
+    """The CDS Hooks response body and figures for logs/metrics (counts only, no patient data); callers
+    that draw or count more (the chart, screening) read the assessment."""
 
     response: dict[str, Any]
     topics: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    assessment: Assessment | None = None  # always set by evaluate (None only in test doubles)
 
 
 def evaluate(
@@ -42,35 +59,50 @@ def evaluate(
     by the page cap, which the cards then mention; `orders_unknown` says the orders on record could not be
     read, which the order cards then mention (they may propose what is already ordered).
     """
-    facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
-    _note_before_lookback(facts, settings)
-    findings = [
-        f
-        for f in assess(facts, settings.clinical, settings.today_date(), settings.disabled_cards)
-        if _shown(f, settings)
-    ]
-    if facts.deceased:
-        # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
-        findings = [f for f in findings if not f.orders and f.topic not in ORDER_TOPICS]
-    if orders_unknown:
-        findings = [
-            replace(f, notes=(*f.notes, "orders-unknown")) if f.topic in ORDER_TOPICS else f for f in findings
-        ]
-    diagnoses = [f for f in findings if f.group is Group.DIAGNOSIS]
-    if len(diagnoses) > 1:
-        raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
+    assessment = assess_record(resources, patient_id, settings, orders_unknown=orders_unknown)
     cards = render_cards(
-        findings,
-        facts.notes,
+        assessment.findings,
+        assessment.facts.notes,
         language=language or settings.language,
         patient_id=patient_id,
         data_cut=data_cut,
     )
     return Evaluation(
         response={"cards": cards},
-        topics=[f.topic for f in findings],
-        skipped=Counter(note.reason for note in facts.notes),
+        topics=[f.topic for f in assessment.findings],
+        skipped=Counter(note.reason for note in assessment.facts.notes),
+        assessment=assessment,
     )
+
+
+def assess_record(
+    resources: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    settings: Settings,
+    *,
+    orders_unknown: bool = False,
+) -> Assessment:
+    """Facts and findings of one patient's resources, as the cards would show them (no cards rendered)."""
+    facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
+    _note_before_lookback(facts, settings)
+    today = settings.today_date()
+    judgements = tuple(judge_all(facts, settings.clinical, today))
+    findings = [
+        f
+        for f in assess(facts, settings.clinical, today, settings.disabled_cards, judgements)
+        if f.topic not in settings.disabled_cards
+    ]
+    if facts.deceased:
+        # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
+        findings = [f for f in findings if not f.orders and not TOPICS[f.topic].proposes_orders]
+    if orders_unknown:
+        findings = [
+            replace(f, notes=(*f.notes, "orders-unknown")) if TOPICS[f.topic].proposes_orders else f
+            for f in findings
+        ]
+    if len([f for f in findings if f.group is Group.DIAGNOSIS]) > 1:
+        raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
+    return Assessment(facts=facts, judgements=judgements, findings=tuple(findings))
 
 
 def _note_before_lookback(facts: PatientFacts, settings: Settings) -> None:
@@ -82,7 +114,3 @@ def _note_before_lookback(facts: PatientFacts, settings: Settings) -> None:
     for m in facts.measurements:
         if m.when < since:
             facts.notes.append(DataNote(source=m.source, reason="before-lookback", detail=str(months)))
-
-
-def _shown(finding: Finding, settings: Settings) -> bool:
-    return finding.topic not in settings.disabled_cards

@@ -8,6 +8,7 @@ from typing import Any
 
 from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, __version__
 from cds_service.cards.markdown import escape_markdown
+from cds_service.cards.numbers import faithful
 from cds_service.cards.resources import condition_resource, service_request_resource
 from cds_service.cards.texts import card_texts
 from cds_service.consensus.bmd import (
@@ -112,22 +113,12 @@ _QCT_BOUNDARIES = (QCT_OSTEOPOROSIS_BELOW, QCT_NORMAL_ABOVE)
 
 def _number(value: float, measure: str) -> str:
     if "vbmd" in measure or measure == "qct-mean":
-        return f"{_faithful(value, 1, _QCT_BOUNDARIES)} mg/cm³"
+        return f"{faithful(value, 1, _QCT_BOUNDARIES)} mg/cm³"
     if measure.endswith("abmd"):
         return f"{value:.3f} g/cm²"
     if measure.endswith("tbs"):
         return f"{value:.3f}"  # TBS is read to three decimals (context only, DX-5)
-    return _faithful(value, 1, _SCORE_BOUNDARIES if measure != "bmi" else ())
-
-
-def _faithful(value: float, decimals: int, boundaries: tuple[float, ...]) -> str:
-    """The value with as few decimals as keep it on the same side of every category boundary
-    (so a -2.4951 is never shown as the osteoporosis value -2.5)."""
-    for places in range(decimals, 7):
-        shown = round(value, places)
-        if all((shown <= b) == (value <= b) and (shown < b) == (value < b) for b in boundaries):
-            return f"{shown:.{places}f}"
-    return repr(value)
+    return faithful(value, 1, _SCORE_BOUNDARIES if measure != "bmi" else ())
 
 
 def _detail(

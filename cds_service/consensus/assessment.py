@@ -30,8 +30,9 @@ from cds_service.consensus.fractures import (
     fractured_vertebrae,
     judge_all,
 )
+from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
-from cds_service.consensus.recommendations import months_before, recommendations
+from cds_service.consensus.recommendations import recommendations
 from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
 from cds_service.settings import ClinicalSettings
 
@@ -61,11 +62,18 @@ class _Bmd:
 
 
 def assess(
-    facts: PatientFacts, clinical: ClinicalSettings, today: date, disabled: frozenset[str] = frozenset()
+    facts: PatientFacts,
+    clinical: ClinicalSettings,
+    today: date,
+    disabled: frozenset[str] = frozenset(),
+    judgements: Sequence[FractureJudgement] | None = None,
 ) -> list[Finding]:
-    """All findings for the patient; the cards layer renders them (CONTRACT.md "Cards")."""
+    """All findings for the patient; the cards layer renders them (CONTRACT.md "Cards").
+
+    `judgements` are the fractures judged by `judge_all` (given by a caller that needs them too)."""
     since = months_before(today, clinical.bmd_lookback_months) if clinical.bmd_lookback_months else None
-    judgements = judge_all(facts, clinical, today)
+    if judgements is None:
+        judgements = judge_all(facts, clinical, today)
     fragility = [j for j in judgements if j.verdict is Verdict.FRAGILITY]
     young = [j for j in judgements if j.verdict is Verdict.YOUNG]
     bmd = _assess_bmd(facts, clinical, since, fractured_vertebrae(judgements))

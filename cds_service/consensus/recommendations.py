@@ -8,6 +8,7 @@ from datetime import date
 from cds_service.consensus.bmd import dxa_exams, unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
+from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Population, age_on, population_on
 from cds_service.facts.model import (
     Fracture,
@@ -28,11 +29,6 @@ CT_LUMBAR = OrderProposal(ProposedOrder.CT_LUMBAR, reason="REC-CT-MRI")
 MR_LUMBAR = OrderProposal(ProposedOrder.MR_LUMBAR, reason="REC-CT-MRI")
 CT_THORACIC = OrderProposal(ProposedOrder.CT_THORACIC, reason="REC-CT-MRI")
 MR_THORACIC = OrderProposal(ProposedOrder.MR_THORACIC, reason="REC-CT-MRI")
-
-
-def months_before(day: date, months: int) -> date:
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return date(year, month + 1, min(day.day, 28))
 
 
 def recommendations(

@@ -19,7 +19,7 @@ from cds_service import engine
 from cds_service.api.config import SETTINGS_KEY
 from cds_service.cards.texts import card_texts
 from cds_service.facts.bundle import BundleError, patient_data
-from cds_service.preview.chart import patient_chart_svg
+from cds_service.preview.chart import assessment_chart_model, render_svg
 from cds_service.preview.demos import (
     DEFAULT_EXAMPLES_DIR,
     Catalogue,
@@ -163,6 +163,7 @@ def evaluate_view() -> ResponseReturnValue:
     language = _language(lang, strict=lang is not None)
     resources, patient_id = _patient_data_of(document)
     evaluation = engine.evaluate(resources, patient_id, settings, language=language)
+    assert evaluation.assessment is not None  # engine.evaluate always gives it
     notes = []
     if isinstance(document, dict) and "hook" in document and not document.get("prefetch"):
         notes.append("no_prefetch")
@@ -170,7 +171,7 @@ def evaluate_view() -> ResponseReturnValue:
         "lang": language,
         "cards": [_card_view(card, language) for card in evaluation.response["cards"]],
         "topics": [card["source"]["topic"]["code"] for card in evaluation.response["cards"]],
-        "chart_svg": patient_chart_svg(resources, patient_id, settings, language),
+        "chart_svg": render_svg(assessment_chart_model(evaluation.assessment, language)),
         "notes": notes,
     }
     response = current_app.response_class(
@@ -184,7 +185,9 @@ def chart_view() -> ResponseReturnValue:
     """The chart of a FHIR Bundle or CDS Hooks request (the body), as SVG to embed."""
     language = _language(request.args.get("lang"), strict="lang" in request.args)
     resources, patient_id = _patient_data_of(_json_body())
-    svg = patient_chart_svg(resources, patient_id, _settings(), language)
+    svg = render_svg(
+        assessment_chart_model(engine.assess_record(resources, patient_id, _settings()), language)
+    )
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -11,14 +11,14 @@ from __future__ import annotations
 import html
 import math
 import re
-import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from cds_service import engine
+from cds_service.cards.numbers import faithful
 from cds_service.cards.texts import card_texts
-from cds_service.consensus.assessment import assess
 from cds_service.consensus.bmd import (
     QCT_NORMAL_ABOVE,
     QCT_OSTEOPOROSIS_BELOW,
@@ -29,8 +29,7 @@ from cds_service.consensus.bmd import (
     qct_exams,
 )
 from cds_service.consensus.findings import Finding
-from cds_service.consensus.fractures import FractureJudgement, Verdict, fractured_vertebrae, judge_all
-from cds_service.facts.extract import extract_facts
+from cds_service.consensus.fractures import FractureJudgement, Verdict, fractured_vertebrae
 from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
 from cds_service.preview.texts import preview_texts
 from cds_service.settings import Settings
@@ -136,17 +135,19 @@ class ChartModel:
 def patient_chart_svg(
     resources: Iterable[Mapping[str, Any]], patient_id: str, settings: Settings, language: str
 ) -> str:
-    """The chart of one patient's resources, as the engine would see them (same facts, same rules)."""
+    """The chart of one patient's resources, as the engine sees them (engine.assess_record)."""
     return render_svg(patient_chart_model(resources, patient_id, settings, language))
 
 
 def patient_chart_model(
     resources: Iterable[Mapping[str, Any]], patient_id: str, settings: Settings, language: str
 ) -> ChartModel:
-    facts = extract_facts(resources, patient_id, settings.code_map, zoneinfo.ZoneInfo(settings.tz))
-    today = settings.today_date()
-    findings = [f for f in assess(facts, settings.clinical, today) if f.topic not in settings.disabled_cards]
-    return chart_model(facts, findings, judge_all(facts, settings.clinical, today), language)
+    return assessment_chart_model(engine.assess_record(resources, patient_id, settings), language)
+
+
+def assessment_chart_model(assessment: engine.Assessment, language: str) -> ChartModel:
+    """The chart of what the engine concluded (same facts, same judgements, the findings it shows)."""
+    return chart_model(assessment.facts, assessment.findings, assessment.judgements, language)
 
 
 def chart_model(
@@ -649,13 +650,9 @@ def _n(value: float) -> str:
 
 
 def _signed(value: float, decimals: int, boundaries: Sequence[float] = ()) -> str:
-    """A number with a real minus sign (−), as in print; with more decimals where rounding would put it
-    on the other side of a category boundary (-2.496 is never shown as the osteoporosis value -2.5)."""
-    for places in range(decimals, 7):
-        shown = round(value, places)
-        if all((shown <= b) == (value <= b) and (shown < b) == (value < b) for b in boundaries):
-            break
-    return f"{value:.{places}f}".replace("-", "−")
+    """A number as the cards show it (never rounded across a category boundary), with a real minus
+    sign (−), as in print."""
+    return faithful(value, decimals, boundaries).replace("-", "−")
 
 
 def _tag(name: str, attrs: Mapping[str, object], content: str | None = None) -> str:

@@ -10,7 +10,7 @@ import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.consensus.findings import Finding
-from cds_service.consensus.recommendations import months_before
+from cds_service.consensus.lookback import months_before
 from cds_service.facts.codemap import parse_code_map
 from cds_service.facts.valuesets import PROPOSED_ORDERS
 from cds_service.settings import ClinicalSettings, Settings
