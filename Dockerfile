@@ -24,10 +24,13 @@ RUN uv export --quiet --frozen --no-dev --no-emit-project --format requirements-
     && /opt/osteo-cds/bin/pip install --no-cache-dir --require-hashes --requirement /tmp/requirements.txt
 COPY cds_service ./cds_service
 COPY cards ./cards
-# The wheel force-includes cards/ as cds_service/card_texts (pyproject.toml): the card wording ships with it.
+COPY cues ./cues
+# The wheel force-includes cards/ as cds_service/card_texts and cues/ as cds_service/cues (pyproject.toml): the
+# card wording and the report-reading cues ship with it.
 RUN /opt/osteo-cds/bin/pip install --no-cache-dir --no-deps . \
     && /opt/osteo-cds/bin/python -I -c "import cds_service.cards.texts as t; \
-assert t._texts_dir().name == 'card_texts', t._texts_dir(); t.card_texts('en'); t.card_texts('zh-CN')"
+assert t._texts_dir().name == 'card_texts', t._texts_dir(); t.card_texts('en'); t.card_texts('zh-CN'); \
+import cds_service.facts.exam_names as e; assert e._cues_file().parent.parent.name == 'cds_service'; e._cues()"
 
 # --- runtime --------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from cds_service.facts.codemap import CodeMap
+from cds_service.facts.exam_names import RADIOGRAPH, VFA, read_exam_name
 from cds_service.facts.fhirpath import codings
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
@@ -22,47 +23,6 @@ from cds_service.facts.valuesets import (
     icd10_fracture,
 )
 
-_IMAGING_WORDS = (
-    "x线",
-    "x-ray",
-    "xray",
-    "平片",
-    "radiograph",
-    "dr ",
-    "ct",
-    "mri",
-    "mr ",
-    "磁共振",
-    "核磁",
-    "骨扫描",
-    "骨显像",
-    "bone scan",
-    "scintigra",
-    "spect",
-    "ect",
-    "vfa",
-    "椎体骨折评估",
-    "vertebral fracture assessment",
-    "定位像",
-    "scout",
-    "正侧位",
-    "侧位",
-    "影像",
-)
-# Bone-density studies (BMD_STUDY_LOINC): their reports are not radiographs (双能X线 contains "X线") and a
-# BMD result by itself does not satisfy REC-SPINE-XR; a VFA is read for fractures and does.
-_BMD_STUDY_WORDS = (
-    "dxa",
-    "dexa",
-    "双能",
-    "骨密度",
-    "qct",
-    "定量ct",
-    "densitometry",
-    "bone density",
-    "absorptiometry",
-)
-_VFA_WORDS = ("vfa", "椎体骨折评估", "vertebral fracture assessment")
 _LOW_TRAUMA_FRACTURE_WORDS = (
     "机能不全",
     "功能不全",
@@ -72,23 +32,6 @@ _LOW_TRAUMA_FRACTURE_WORDS = (
     "骨质疏松性",
     "osteoporotic",
 )
-_RADIOGRAPH_WORDS = ("x线", "x-ray", "xray", "平片", "radiograph", "dr ", "正侧位", "侧位片")
-_BOTH_SPINE_WORDS = (
-    "胸腰椎",
-    "胸腰段",
-    "全脊柱",
-    "全脊椎",
-    "thoracolumbar",
-    "thoraco-lumbar",
-    "whole spine",
-    "entire spine",
-    "thoracic and lumbar",
-    "vfa",
-    "椎体骨折评估",
-    "vertebral fracture assessment",
-)
-_THORACIC_WORDS = ("胸椎", "thoracic")
-_LUMBAR_WORDS = ("腰椎", "lumbar")
 
 
 def fracture_from_condition_codes(code: object) -> tuple[str, bool, str] | None:
@@ -242,26 +185,23 @@ def _is_imaging(report: ImagingReport) -> bool:
         return True
     if any(c in IMAGING_CATEGORY_CODES for c in report.category_codes):
         return True
-    text = f" {report.code_text.lower()} "
-    return any(word in text for word in _IMAGING_WORDS)
+    return read_exam_name(report.code_text).imaging
 
 
 def _is_bmd_study(report: ImagingReport) -> bool:
     if any(s == LOINC and c in BMD_STUDY_LOINC for s, c in report.codes):
         return True
-    text = report.code_text.lower()
-    return any(word in text for word in _BMD_STUDY_WORDS)
+    return read_exam_name(report.code_text).bone_density
 
 
 def _is_vfa(report: ImagingReport) -> bool:
-    return any(word in report.code_text.lower() for word in _VFA_WORDS)
+    return VFA in read_exam_name(report.code_text).modalities
 
 
 def _is_radiograph(report: ImagingReport) -> bool:
     if any(s == LOINC and c in RADIOGRAPH_LOINC for s, c in report.codes) or "RX" in report.category_codes:
         return True
-    text = f" {report.code_text.lower()} "
-    return any(word in text for word in _RADIOGRAPH_WORDS)
+    return RADIOGRAPH in read_exam_name(report.code_text).modalities
 
 
 def _spine_parts(report: ImagingReport, spine_concept: bool) -> frozenset[str]:
@@ -269,13 +209,7 @@ def _spine_parts(report: ImagingReport, spine_concept: bool) -> frozenset[str]:
     for system, code in report.codes:
         if system == LOINC and code in SPINE_IMAGING_LOINC:
             parts |= SPINE_IMAGING_LOINC[code]
-    text = report.code_text.lower()
-    if any(word in text for word in _BOTH_SPINE_WORDS):
-        parts |= {"thoracic", "lumbar"}
-    if any(word in text for word in _THORACIC_WORDS):
-        parts.add("thoracic")
-    if any(word in text for word in _LUMBAR_WORDS):
-        parts.add("lumbar")
+    parts |= read_exam_name(report.code_text).spine_parts
     if spine_concept and not parts:
         parts = {"thoracic", "lumbar"}  # a local code mapped as a spine imaging report (code map)
     return frozenset(parts)

@@ -1,0 +1,135 @@
+"""Exam names ("MR腰椎平扫", "DR腰椎正侧位") → modality and region, by the cues in cues/exam-names.toml."""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Modalities (cues/exam-names.toml [modalities]).
+CT = "ct"
+MR = "mr"
+RADIOGRAPH = "radiograph"
+NUCLEAR = "nuclear"
+VFA = "vfa"
+SCOUT = "scout"
+BONE_DENSITY = "bone-density"
+UNSPECIFIED = "unspecified"
+
+# Spine parts (REC-SPINE-XR coverage): the regions a spine study is reduced to.
+SPINE_PARTS = frozenset({"thoracic", "lumbar"})
+
+
+@dataclass(frozen=True)
+class ExamName:
+    """What an exam's name says: its modalities and the body regions it shows."""
+
+    modalities: frozenset[str]
+    regions: frozenset[str]
+
+    @property
+    def imaging(self) -> bool:
+        return bool(self.modalities)
+
+    @property
+    def bone_density(self) -> bool:
+        return BONE_DENSITY in self.modalities
+
+    @property
+    def cross_sectional(self) -> bool:
+        """A diagnostic CT or MRI (not a bone-density QCT, not the CT of a SPECT/CT)."""
+        return bool({CT, MR} & self.modalities)
+
+    @property
+    def spine_parts(self) -> frozenset[str]:
+        return self.regions & SPINE_PARTS
+
+
+@dataclass(frozen=True)
+class _Cues:
+    modalities: tuple[tuple[str, re.Pattern[str]], ...]
+    regions: tuple[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, frozenset[str]], ...]
+    spine_word: re.Pattern[str]
+
+
+def _cues_file() -> Path:
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "cues", package.parent / "cues"):
+        if (candidate / "exam-names.toml").is_file():
+            return candidate / "exam-names.toml"
+    raise FileNotFoundError("exam-name cues (cues/exam-names.toml) not found beside the package")
+
+
+def _pattern(words: list[str], capitals_only: frozenset[str]) -> re.Pattern[str] | None:
+    """One regular expression for a list of cue words, matched as the TOML's header says."""
+    if not words:
+        return None
+    parts = []
+    for word in words:
+        prefix = word.endswith("*")
+        stem = word.rstrip("*")
+        body = re.escape(stem)
+        if stem in capitals_only:
+            body = f"(?-i:{body})"
+        if stem[:1].isascii() and stem[:1].isalnum():
+            body = rf"(?<![A-Za-z0-9]){body}"
+        if prefix:
+            body = rf"{body}[A-Za-z]*"
+        if stem[-1:].isascii() and stem[-1:].isalnum():
+            body = rf"{body}(?![A-Za-z0-9])"
+        parts.append(body)
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+@functools.cache
+def _cues() -> _Cues:
+    with _cues_file().open("rb") as handle:
+        data: dict[str, Any] = tomllib.load(handle)
+    capitals = frozenset(data.get("capitals_only", ()))
+    modalities = []
+    for name, words in data["modalities"].items():
+        pattern = _pattern(list(words), capitals)
+        if pattern is not None:
+            modalities.append((name, pattern))
+    regions = []
+    for name, region in data["regions"].items():
+        regions.append(
+            (
+                name,
+                _pattern(list(region.get("words", ())), capitals),
+                _pattern(list(region.get("with_spine_word", ())), capitals),
+                frozenset(region.get("covers", ())),
+            )
+        )
+    spine_word = _pattern(list(data["spine_words"]), capitals)
+    assert spine_word is not None
+    return _Cues(tuple(modalities), tuple(regions), spine_word)
+
+
+@functools.lru_cache(maxsize=4096)
+def read_exam_name(text: str) -> ExamName:
+    """The modalities and regions an exam name states (cues/exam-names.toml, with its precedence)."""
+    cues = _cues()
+    modalities = {name for name, pattern in cues.modalities if pattern.search(text)}
+    # Precedence (cues/exam-names.toml): bone density; nuclear medicine over its localising CT; a named
+    # modality over an unspecified one.
+    if BONE_DENSITY in modalities:
+        modalities &= {BONE_DENSITY, VFA}
+    if NUCLEAR in modalities:
+        modalities.discard(CT)
+    if modalities - {UNSPECIFIED}:
+        modalities.discard(UNSPECIFIED)
+    regions: set[str] = set()
+    spine = cues.spine_word.search(text) is not None
+    for name, words, with_spine, covers in cues.regions:
+        if (words is not None and words.search(text)) or (
+            spine and with_spine is not None and with_spine.search(text)
+        ):
+            regions.add(name)
+            regions |= covers
+    if VFA in modalities:
+        regions |= SPINE_PARTS  # a VFA images the thoracic and lumbar spine
+    return ExamName(frozenset(modalities), frozenset(regions))
