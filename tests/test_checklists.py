@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,10 @@ def _topics_with_edited_valuesets(tmp_path: Path, old: str, new: str) -> list[st
     shutil.copytree(
         REPO / "cds_service", tmp_path / "cds_service", ignore=shutil.ignore_patterns("__pycache__")
     )
-    shutil.copytree(REPO / "cards", tmp_path / "cards")
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        data_dirs = tomllib.load(handle)["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    for folder in data_dirs:  # the data the package reads beside it (card texts, report cues)
+        shutil.copytree(REPO / folder, tmp_path / folder)
     valuesets = tmp_path / "cds_service" / "facts" / "valuesets.py"
     text = valuesets.read_text(encoding="utf-8")
     assert text.count(old) == 1
