@@ -9,8 +9,8 @@ Measures, in one run and on loopback only (every load bounded in count and in ti
   * no-prefetch calls against a fake FHIR server that answers after 50 ms: requests per call, latency;
   * report reading on hostile ~10^6-character inputs (bench/report_text.py), CPU time per report;
   * start-up (spawn → first 200 on /healthz; import time of cds_service.api.app) and worker memory;
-  * levers not (yet) applied, side by side: the service with gc.freeze() (bench/variant.py), and the
-    long chart's no-prefetch searches with the Observation template narrowed by code (bench/levers.py).
+  * a lever not applied, side by side: the long chart's no-prefetch searches with the Observation
+    template narrowed by code (bench/levers.py).
 
 `--baseline DIR` adds the service of another tree (say a `git worktree` of the commit before a change)
 to the same run: a before/after under the same conditions. Writes bench/results/latest.json, prints a
@@ -474,7 +474,6 @@ def narrowed_no_prefetch(chart: Chart, n: int) -> dict[str, Any]:
 
 FLOOR = "floor"
 SERVICE = "service"
-FROZEN = "service+gc.freeze"  # a lever outside bench/'s files, measured but not applied (bench/variant.py)
 BASELINE = "baseline"  # the service from another tree (--baseline DIR): a before/after in the same run
 
 
@@ -482,9 +481,7 @@ def server_argv(name: str, port: int) -> list[str]:
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     if name == FLOOR:
         return [sys.executable, "-m", "bench.floor", "--port", str(port)]
-    if name in (SERVICE, BASELINE):
-        return [sys.executable, "-m", "cds_service.cli", *serve]
-    return [sys.executable, "-m", "bench.variant", "--gc-freeze", "--", *serve]
+    return [sys.executable, "-m", "cds_service.cli", *serve]
 
 
 def startup(name: str, env: Mapping[str, str], log: TextIO, runs: int) -> dict[str, Any]:
@@ -555,8 +552,9 @@ def run(
                 results["startup_seconds"] = {
                     name: startup(name, env, log, startup_runs) for name in (SERVICE, FLOOR)
                 }
-                step("start floor, service and service+gc.freeze")
-                for name in (FLOOR, SERVICE, FROZEN, BASELINE):
+                # (gc.freeze(), once a lever measured here, is applied: serve.freeze_loaded_objects)
+                step("start floor, service (and baseline)")
+                for name in (FLOOR, SERVICE, BASELINE):
                     if name == BASELINE and baseline is None:
                         continue
                     port = free_port()
