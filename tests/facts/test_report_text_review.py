@@ -225,6 +225,21 @@ AGE_CAUSE = [
     ),
 ]
 
+# FX-6 hedges added by "How to add a phrasing" (docs/architecture.md), with their near-miss.
+HEDGES = [
+    pytest.param(
+        "L1椎体压缩骨折不能完全除外", [v("L1") | fx(certain=False)], id="FX-6 不能完全除外 is uncertain"
+    ),
+    pytest.param(
+        "不能完全排除T12椎体压缩骨折", [v("T12") | fx(certain=False)], id="FX-6 不能完全排除 is uncertain"
+    ),
+    pytest.param(
+        "L1椎体压缩骨折，余椎体未见骨折",
+        [v("L1") | fx(certain=True)],
+        id="FX-6 near-miss 余椎体未见骨折 stays",
+    ),
+]
+
 # --------------------------------------------------------------------------------------------------
 # Class 3, FX-8: pathology ruled out is not pathology, and no phantom fracture.
 
@@ -591,7 +606,8 @@ SIGNAL_ADVICE = [
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), HEIGHT_LOSS + AGE_CAUSE + PATHOLOGY_EXCLUDED + M80_TITLES + SHAPES + SIGNAL_ADVICE
+    ("text", "expected"),
+    HEIGHT_LOSS + AGE_CAUSE + HEDGES + PATHOLOGY_EXCLUDED + M80_TITLES + SHAPES + SIGNAL_ADVICE,
 )
 def test_review_sentences(text: str, expected: list[dict[str, Any]]) -> None:
     assert_fractures(text, expected)
