@@ -14,6 +14,12 @@
 #     only within a short window and only when no other finding ("breaker", e.g. 骨髓水肿, 外伤史,
 #     骨质破坏) stands between them without a conjunction (及/和/或/、/and/or/nor).
 #
+# Every word is data: cues/report-text.toml (keywords, cues, sites, level and height-loss cues), read
+# once at import. PRECEDENCE, as its header states: the match that starts first wins; at one place the
+# entry listed first, then the phrase listed first; a match consumes the words inside it, so a pseudo
+# cue ("of indeterminate age") or an ignored keyword ("rather than pathologic") silences the cue or
+# keyword it contains; negated wins over uncertain at one keyword.
+#
 # Choices the spec left open (see the module's tests for the corpus):
 #   * "probable", "likely", "suggestive of", "倾向", "可能性大" are uncertain (FX-6); "考虑", "提示",
 #     "符合", "可见", "consistent with", "compatible with" and plain statements are certain.
@@ -23,8 +29,20 @@
 #   * A tumour/metastasis/infection word (or 骨质破坏 / bone destruction / lytic lesion) at the
 #     fracture marks it pathological even when it is itself uncertain ("转移瘤不除外"), because FX-8
 #     and REC-CT-MRI ask for the differential then; negated lesions ("未见骨质破坏") never do.
-#     Vertebral haemangioma (血管瘤) is ignored: it is the usual incidental finding.
-#   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7).
+#     Pathology ruled out ("病理性骨折依据不足", "暂不考虑…", "rather than pathologic", "no underlying
+#     lesion") is not pathology and denies no fracture. ICD-10 M80 titles ("骨质疏松伴病理性骨折",
+#     "osteoporosis with pathological fracture") name one osteoporotic fracture (FX-1/FX-2).
+#   * A deformity said to be physiological or developmental (生理性, Scheuermann, 许莫氏结节, 终板炎,
+#     血管瘤, normal variant), with no fracture word stated for it, is no mention (FX-1 criterion 2);
+#     a fracture stated beside such a shape still counts.
+#   * A qualifier of the fracture's age or cause ("of indeterminate age", 新旧程度待定, "likely
+#     osteoporotic", 陈旧性可能) is no doubt about the fracture (FX-6/FX-7); "possible old fracture"
+#     and 陈旧性骨折可能 still doubt the fracture.
+#   * After advice in a clause (建议…, recommend…, to assess…) a fracture word is uncertain and acuity
+#     or oedema words are dropped: advice asks, it does not state (FX-6/FX-7).
+#   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7). Fat-suppressed high
+#     signal (STIR, 压脂) is oedema only when tied to a vertebra: in a clause of the fracture's sentence
+#     or naming a level or 椎体, never in a clause naming a disc, soft tissue, ligament, cord, ….
 #   * Trauma is read from the fracture's sentence, else from the whole report; the most energetic
 #     mechanism wins (high-energy > minor > unspecified > none). A trauma of unstated energy
 #     ("外伤后") is "unspecified": recorded, so FX-1a's assumption no longer applies. An old fracture
@@ -34,6 +52,10 @@
 #   * A deformity word alone (楔形变, 变扁, "compression deformity") is reported as a vertebra mention;
 #     deformity_only is False only when a fracture word is stated, or a Genant grade ≥ 1 is stated
 #     without ECF absent and without "no fracture" for that vertebra (FX-3/FX-4).
+#   * A height loss stated as a number next to a height-loss word ("高度减低约30%", "压缩约1/3", "45%
+#     height loss") is a grade by GENANT_HEIGHT_LOSS_BANDS (FX-3, boundaries a choice); a stated Genant
+#     grade wins over it, and it wins over a severity word (轻度/mild).
+#   * "T1"/"T2" beside signal words (短T1长T2信号, T1WI, "T1 hypointense") are sequences, not vertebrae.
 #   * vertebrae are filled only for site "vertebra"; posterior elements (横突, spinous process, ...)
 #     are site "other"; levels are sorted in spine order (C1..C7, T1..T12, L1..L5).
 #   * Attributes are read from the fracture's own clauses, then from the other clauses of its
