@@ -600,6 +600,11 @@ SIGNAL_ADVICE = [
         [v("L1") | fx(certain=True)],
         id="FX-6 near-miss advice for BMD leaves the fracture certain",
     ),
+    pytest.param(
+        "Sagittal images obtained to evaluate the spine show an acute L1 compression fracture.",
+        [v("L1") | fx(certain=True, acuity="new")],
+        id="FX-7 near-miss 'to evaluate' in a finding is no advice",
+    ),
     pytest.param("T1 compression fracture.", [v("T1")], id="levels near-miss a real T1 vertebra"),
     pytest.param("T2椎体压缩骨折", [v("T2")], id="levels near-miss a real T2 vertebra"),
 ]
