@@ -30,7 +30,8 @@ COPY cues ./cues
 RUN /opt/osteo-cds/bin/pip install --no-cache-dir --no-deps . \
     && /opt/osteo-cds/bin/python -I -c "import cds_service.cards.texts as t; \
 assert t._texts_dir().name == 'card_texts', t._texts_dir(); t.card_texts('en'); t.card_texts('zh-CN'); \
-import cds_service.facts.exam_names as e; assert e._cues_file().parent.parent.name == 'cds_service'; e._cues()"
+import cds_service.facts.exam_names as e; assert e._cues_file().parent.parent.name == 'cds_service'; e._cues(); \
+import cds_service.facts.cues as c, cds_service.facts.report_text; assert c.cues_dir().parent.name == 'cds_service'"
 
 # --- runtime --------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

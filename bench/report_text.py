@@ -31,6 +31,11 @@ HOSTILE: dict[str, tuple[str, int]] = {
     "NFKC expansion": ("\ufdfa", 10**6),
     "CJK spaces": ("椎 ", 500_000),
     "English cues": ("no not without cannot be excluded possible fracture ", 20_000),
+    # issue 13: height-loss numbers and fractions, pseudo cues, advice, M80 titles
+    "height-loss numbers": ("压缩30%1/3三分之一", 70_000),
+    "pseudo cues": ("of indeterminate age likely osteoporotic ", 25_000),
+    "advice": ("建议L1骨折新鲜", 125_000),
+    "M80 titles": ("骨质疏松伴", 200_000),
 }
 
 

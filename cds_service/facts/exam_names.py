@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cds_service.facts.cues import cues_dir
+
 # Modalities (cues/exam-names.toml [modalities]).
 CT = "ct"
 MR = "mr"
@@ -56,11 +58,7 @@ class _Cues:
 
 
 def _cues_file() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "cues", package.parent / "cues"):
-        if (candidate / "exam-names.toml").is_file():
-            return candidate / "exam-names.toml"
-    raise FileNotFoundError("exam-name cues (cues/exam-names.toml) not found beside the package")
+    return cues_dir() / "exam-names.toml"
 
 
 def _pattern(words: list[str], capitals_only: frozenset[str]) -> re.Pattern[str] | None:

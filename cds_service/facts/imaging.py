@@ -31,6 +31,10 @@ _LOW_TRAUMA_FRACTURE_WORDS = (
     "fragility fracture",
     "骨质疏松性",
     "osteoporotic",
+    # ICD-10 M80 titles (绝经后骨质疏松伴病理性骨折, osteoporosis with pathological fracture): FX-1/FX-2
+    "骨质疏松伴",
+    "骨质疏松症伴",
+    "osteoporosis with",
 )
 
 

@@ -14,6 +14,12 @@
 #     only within a short window and only when no other finding ("breaker", e.g. 骨髓水肿, 外伤史,
 #     骨质破坏) stands between them without a conjunction (及/和/或/、/and/or/nor).
 #
+# Every word is data: cues/report-text.toml (keywords, cues, sites, level and height-loss cues), read
+# once at import. PRECEDENCE, as its header states: the match that starts first wins; at one place the
+# entry listed first, then the phrase listed first; a match consumes the words inside it, so a pseudo
+# cue ("of indeterminate age") or an ignored keyword ("rather than pathologic") silences the cue or
+# keyword it contains; negated wins over uncertain at one keyword.
+#
 # Choices the spec left open (see the module's tests for the corpus):
 #   * "probable", "likely", "suggestive of", "倾向", "可能性大" are uncertain (FX-6); "考虑", "提示",
 #     "符合", "可见", "consistent with", "compatible with" and plain statements are certain.
@@ -23,8 +29,20 @@
 #   * A tumour/metastasis/infection word (or 骨质破坏 / bone destruction / lytic lesion) at the
 #     fracture marks it pathological even when it is itself uncertain ("转移瘤不除外"), because FX-8
 #     and REC-CT-MRI ask for the differential then; negated lesions ("未见骨质破坏") never do.
-#     Vertebral haemangioma (血管瘤) is ignored: it is the usual incidental finding.
-#   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7).
+#     Pathology ruled out ("病理性骨折依据不足", "暂不考虑…", "rather than pathologic", "no underlying
+#     lesion") is not pathology and denies no fracture. ICD-10 M80 titles ("骨质疏松伴病理性骨折",
+#     "osteoporosis with pathological fracture") name one osteoporotic fracture (FX-1/FX-2).
+#   * A deformity said to be physiological or developmental (生理性, Scheuermann, 许莫氏结节, 终板炎,
+#     血管瘤, normal variant), with no fracture word stated for it, is no mention (FX-1 criterion 2);
+#     a fracture stated beside such a shape still counts.
+#   * A qualifier of the fracture's age or cause ("of indeterminate age", 新旧程度待定, "likely
+#     osteoporotic", 陈旧性可能) is no doubt about the fracture (FX-6/FX-7); "possible old fracture"
+#     and 陈旧性骨折可能 still doubt the fracture.
+#   * After advice in a clause (建议…, recommend…, to assess…) a fracture word is uncertain and acuity
+#     or oedema words are dropped: advice asks, it does not state (FX-6/FX-7).
+#   * Marrow oedema decides acuity before the words 新鲜/陈旧/acute/chronic (FX-7). Fat-suppressed high
+#     signal (STIR, 压脂) is oedema only when tied to a vertebra: in a clause of the fracture's sentence
+#     or naming a level or 椎体, never in a clause naming a disc, soft tissue, ligament, cord, ….
 #   * Trauma is read from the fracture's sentence, else from the whole report; the most energetic
 #     mechanism wins (high-energy > minor > unspecified > none). A trauma of unstated energy
 #     ("外伤后") is "unspecified": recorded, so FX-1a's assumption no longer applies. An old fracture
@@ -34,6 +52,10 @@
 #   * A deformity word alone (楔形变, 变扁, "compression deformity") is reported as a vertebra mention;
 #     deformity_only is False only when a fracture word is stated, or a Genant grade ≥ 1 is stated
 #     without ECF absent and without "no fracture" for that vertebra (FX-3/FX-4).
+#   * A height loss stated as a number next to a height-loss word ("高度减低约30%", "压缩约1/3", "45%
+#     height loss") is a grade by GENANT_HEIGHT_LOSS_BANDS (FX-3, boundaries a choice); a stated Genant
+#     grade wins over it, and it wins over a severity word (轻度/mild).
+#   * "T1"/"T2" beside signal words (短T1长T2信号, T1WI, "T1 hypointense") are sequences, not vertebrae.
 #   * vertebrae are filled only for site "vertebra"; posterior elements (横突, spinous process, ...)
 #     are site "other"; levels are sorted in spine order (C1..C7, T1..T12, L1..L5).
 #   * Attributes are read from the fracture's own clauses, then from the other clauses of its
@@ -44,13 +66,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
+from cds_service.facts.cues import alternation, cue_table
 from cds_service.facts.levels import CN_NUMBERS
 from cds_service.facts.reading_cache import read_once_per_text
 
@@ -115,8 +139,8 @@ class ReportReading:
 
 
 # --------------------------------------------------------------------------------------------------
-# Keyword tables. Inside one combined regex, alternatives listed first win at the same position, so
-# specific phrases come before general ones.
+# Cue tables: cues/report-text.toml (reviewed data, with its precedence rule in the header), compiled once
+# at import. Inside one combined regex, alternatives listed first win at the same position.
 
 _FRACTURE: Final = "fracture"
 _ECF: Final = "ecf"
@@ -128,9 +152,16 @@ _TRAUMA: Final = "trauma"
 _FINDING: Final = "finding"
 _BREAKER: Final = "breaker"
 _IGNORED: Final = "ignored"
+_SHAPE: Final = "shape"  # FX-1 criterion 2: a physiological or developmental shape, not a fracture
+_HIT_KINDS: Final = frozenset(
+    {_FRACTURE, _ECF, _DEFORMITY, _LESION, _OEDEMA, _ACUITY, _TRAUMA, _FINDING, _BREAKER, _IGNORED, _SHAPE}
+)
+# FX-7: fat-suppressed high signal, oedema only when tied to a vertebra.
+_SIGNAL: Final = "signal"
 
 # Kinds that are one "group" for negation scope: "no wedge deformity or fracture".
 _FRACTURE_GROUP: Final = frozenset({_FRACTURE, _ECF, _DEFORMITY})
+_ADVISED_KINDS: Final = _FRACTURE_GROUP | {_ACUITY, _OEDEMA}
 
 # "unspecified": a trauma stated without its energy ("外伤后"): FX-1a (no trauma recorded) no longer holds.
 _TRAUMA_RANK: Final = {"none": 1, "unspecified": 2, "minor": 3, "high-energy": 4}
@@ -149,213 +180,63 @@ class _HitSpec:
 # FX-3: a Genant grade at a vertebral level, with no fracture or deformity word in its clause.
 _GRADED_VERTEBRA: Final = _HitSpec(_DEFORMITY, vertebral=True)
 
-_HIT_TABLE: Final[tuple[tuple[str, _HitSpec], ...]] = (
-    # Not findings at all: fracture risk, haemangioma, ankylosing spondylitis, non-union.
-    (
-        r"骨折(?:风险|危险|概率|几率|预测)|fractures?\s(?:risk|probability)"
-        r"|risk\sof\s(?:a\s)?(?:future\s|further\s|subsequent\s|new\s|another\s)?"
-        r"(?:osteoporotic\s|fragility\s|hip\s|vertebral\s|major\s)?fractur\w{0,3}|\bfrax\b"
-        r"|强直性脊柱炎|ankylosing\sspondylitis|血管瘤|ha?emangioma\w{0,2}|跌倒风险|falls?\srisk|risk\sof\sfalls?"
-        r"|未愈合|不愈合|延迟愈合|non-?union|unhealed|\bbone\smass\b",
-        _HitSpec(_IGNORED),
-    ),
-    # FX-4 endplate and/or cortex fracture (ECF), stated present.
-    (
-        # a short gap keeps "终板未见明确骨折线" (negated: ECF absent); 激素 keeps out 糖皮质激素
-        r"(?:终板|骨皮质|皮质)(?:和\(或\)|和/或|和或|及|和|与|或|/|、)?(?:终板|骨皮质|皮质)?"
-        r"[^,;。折激]{0,6}?(?:骨折|断裂|中断|不连续|塌陷|破裂)"
-        r"|end[\s-]?plates?\s(?:and/or\s|and\s|or\s)?(?:cort(?:ex|ical)\s)?"
-        r"(?:compression\s|depression\s|impaction\s)?(?:fractur\w{0,3}|break\w{0,3}|disruption|collapse)"
-        r"|cort(?:ex|ical)\s(?:bone\s)?(?:fractur\w{0,3}|break\w{0,3}|breach|disruption|discontinuity)"
-        r"|\becf\b",
-        _HitSpec(_ECF, "present", vertebral=True),
-    ),
-    # FX-4 ECF stated absent by an intact endplate/cortex.
-    (
-        r"(?:终板|骨皮质|皮质)(?:及|和|与|、)?(?:终板|骨皮质|皮质)?(?:完整|连续|光整|光滑)"
-        r"|end[\s-]?plates?\s(?:(?:is|are|remain|remains|appear|appears)\s)?(?:intact|preserved)"
-        r"|intact\s(?:end[\s-]?plates?|cort(?:ex|ical))|cort(?:ex|ical)\s(?:(?:is|remains)\s)?intact",
-        _HitSpec(_ECF, "intact", immune=True),
-    ),
-    # Fracture words.
-    (
-        r"非病理性(?:压缩性?)?骨折|non-?pathologic(?:al)?\s(?:compression\s)?fractur\w{0,3}",
-        _HitSpec(_FRACTURE, "non-pathological"),
-    ),
-    (
-        r"病理性(?:压缩性?)?骨折|pathologic(?:al)?\s(?:compression\s|vertebral\s)?fractur\w{0,3}",
-        _HitSpec(_FRACTURE, "pathological"),
-    ),
-    (
-        r"(?:压缩性?|爆裂性?|楔形)骨折"
-        r"|(?:compression|burst|wedge)(?:\s(?:type|deformity))?\sfractur\w{0,3}"
-        r"|vertebral\s(?:body\s)?(?:compression\s)?fractur\w{0,3}",
-        _HitSpec(_FRACTURE, vertebral=True),
-    ),
-    (
-        r"(?:机能|功能)不全性?骨折|应力性?骨折|疲劳性?骨折|(?:insufficiency|stress|fragility)\sfractur\w{0,3}",
-        _HitSpec(_FRACTURE),
-    ),
-    (r"骨折|\bfractur(?:e|es|ed|ing)\b|\bfxs?\b", _HitSpec(_FRACTURE)),
-    # FX-3/FX-4 deformity words; "vertebral" ones imply a vertebra, the others need one nearby.
-    (
-        r"楔形变|楔形改变|楔状变|楔形压缩|压缩变扁|压缩变形|压缩改变|鱼椎样变|双凹变形|扁平椎|椎体变形"
-        r"|wedge[\s-]?(?:deformit(?:y|ies)|shaped|compression)|wedging|compression\sdeformit(?:y|ies)"
-        r"|compression\schanges?|vertebral\s(?:body\s)?deformit(?:y|ies)|vertebra\splana"
-        r"|loss\sof\svertebral\s(?:body\s)?height|crush\sdeformit\w{0,3}",
-        _HitSpec(_DEFORMITY, vertebral=True),
-    ),
-    (
-        r"变扁|压缩|高度[^,;。折]{0,4}?(?:减低|降低|变低|减小|丢失|下降|变小)|biconcav\w{0,3}"
-        r"|(?:loss\sof|reduced|decreased)\s(?:anterior\s|posterior\s|central\s)?height|height\sloss|compressed"
-        r"|塌陷|\bcollapsed?\b",
-        _HitSpec(_DEFORMITY),
-    ),
-    # FX-8 lesions: nouns stop a negation cue, adjectives ("转移性", "metastatic") do not.
-    (
-        r"溶骨性破坏|恶性肿瘤|metastatic\sdisease",
-        _HitSpec(_LESION, breaker=True),
-    ),
-    (
-        r"转移性|恶性|病理性|肿瘤性|溶骨性|成骨性|感染性|结核性|化脓性"
-        r"|\bmetastatic\b|\bmalignant\b|\bpathologic(?:al)?\b|\bneoplastic\b|\binfectious\b|\binfected\b"
-        r"|\btuberculous\b|\bseptic\b|\bpyogenic\b|\b(?:osteo)?lytic\b|\bdestructive\b",
-        _HitSpec(_LESION),
-    ),
-    (
-        r"骨质破坏|骨破坏|溶骨|骨转移|转移瘤|转移灶|转移|骨髓瘤|浆细胞瘤|淋巴瘤|肉瘤|肿瘤|癌|瘤"
-        r"|结核|感染|骨髓炎|椎间盘炎|脊柱炎|化脓|脓肿|布氏杆菌|布鲁|占位|软组织肿块"
-        r"|metastas[ie]s|\btumou?rs?\b|\bneoplasms?\b|malignanc(?:y|ies)|myeloma|plasmacytoma|lymphoma"
-        r"|sarcoma|carcinoma|\bcancer\b|osteomyelitis|spondylodiscitis|discitis|spondylitis|infection"
-        r"|tuberculosis|\btb\b|\bpott'?s\b|abscess|brucellosis|(?:bone|osseous)\sdestruction|\bmass\b",
-        _HitSpec(_LESION, breaker=True),
-    ),
-    # FX-7 marrow oedema (or fat-suppressed high signal).
-    (
-        r"(?:骨髓|椎体|骨质|髓腔)[^,;。折]{0,4}?水肿|骨挫伤"
-        r"|(?:压脂|抑脂|脂肪抑制|stir|t2\s?fs|fs\s?t2)[^,;。折]{0,10}?(?:高信号|hyperintens\w{0,3}|high\ssignal)"
-        r"|(?:bone\s)?marrow\so?edema|(?:bone|osseous)\so?edema|bone\sbruis\w{0,3}|bone\scontusion",
-        _HitSpec(_OEDEMA, breaker=True),
-    ),
-    (
-        r"新鲜|新发|亚急性|急性|\bacute\b|\bsubacute\b|\bhyperacute\b|\brecent\b|\bfresh\b|\bnew\b|\bnewly\b",
-        _HitSpec(_ACUITY, "new"),
-    ),
-    (
-        r"陈旧性?|慢性|已愈合|愈合|\bchronic\b|\bhealed\b|\bremote\b|\blong-?standing\b"
-        r"|(?<!year-)(?<!year\s)(?<!years\s)(?<!years-)(?<!yr\s)\bold\b",
-        _HitSpec(_ACUITY, "old"),
-    ),
-    # FX-5 trauma.
-    (
-        r"无明显诱因|无明确诱因|无诱因|无明显外伤史?|无明确外伤史?|无外伤史?|否认外伤史?|自发性?"
-        r"|\ba-?traumatic\b|\bnon-?traumatic\b|\bspontaneous(?:ly)?\b"
-        r"|\bno\s(?:known\s)?(?:history\sof\s)?(?:trauma|injury|fall)\b"
-        r"|\bwithout\s(?:a\s)?(?:history\sof\s)?(?:trauma|injury)\b",
-        _HitSpec(_TRAUMA, "none", breaker=True, immune=True),
-    ),
-    (
-        r"车祸|交通事故|交通伤|撞车|高处坠落|高空坠落|坠楼|坠落|高处|高空|砸伤|重物砸|挤压伤|撞击伤"
-        r"|motor\svehicle|\bmv[ac]\b|road\straffic|traffic\s(?:accident|collision)|car\s(?:accident|crash)"
-        r"|high[\s-]energy|high[\s-]impact|(?:fall|fell)\s(?:from|off)\s(?:a\s|the\s)?"
-        r"(?:height|ladder|roof|scaffold\w{0,3}|building|tree|horse)|pedestrian|crush\sinjur\w{0,3}",
-        _HitSpec(_TRAUMA, "high-energy", breaker=True),
-    ),
-    (
-        r"坠床|摔倒|跌倒|摔伤|跌伤|滑倒|绊倒|平地摔|轻微外伤|轻度外伤|轻微损伤|扭伤|弯腰|提重物"
-        r"|fall\sfrom\sstanding|standing\sheight|ground[\s-]level\s?fall|fall\sat\sground\slevel"
-        r"|low[\s-]energy|low[\s-]impact|minor\s(?:trauma|injury|fall)|mechanical\sfall|simple\sfall"
-        r"|\bslip(?:ped)?\b|\btrip(?:ped)?\b|\bfell\b|\bfall\b",
-        _HitSpec(_TRAUMA, "minor", breaker=True),
-    ),
-    (
-        r"外伤|创伤|受伤|\btrauma\b|\btraumatic\b|\binjur(?:y|ies|ed)\b",
-        _HitSpec(_TRAUMA, "generic", breaker=True),
-    ),
-    # Non-fracture findings (REC-BMD, REC-QCT, DX-8).
-    (
-        r"骨质疏松(?!性?\s?(?:椎体)?(?:压缩|楔形|爆裂)?性?骨折)|骨质密度(?:减低|降低|下降)"
-        r"|骨密度(?:减低|降低|下降)|骨量(?:减少|减低|降低|低下)|低骨量|骨质稀疏|骨小梁稀疏|骨质减少"
-        r"|osteopeni\w{0,2}|osteoporo(?:sis|tic)(?!\s(?:compression\s|insufficiency\s|vertebral\s|wedge\s)?"
-        r"(?:fractur|deformit))"
-        r"|(?:decreased|reduced|low|diminished)\sbone\s(?:mineral\s)?(?:density|mass|mineralization)"
-        r"|demineraliz\w{0,5}|demineralis\w{0,5}|bone\sloss",
-        _HitSpec(_FINDING, FINDING_BONE_LOSS, breaker=True),
-    ),
-    (r"侧弯|侧凸|scolio\w{0,4}", _HitSpec(_FINDING, FINDING_SCOLIOSIS, breaker=True)),
-    (
-        r"退行性变|退行性改变|退变|骨质增生|骨赘|椎间盘变性|椎间隙变窄|唇样变|骨桥"
-        r"|弥漫性特发性骨肥厚|弥漫性特发性骨质增生"
-        r"|spondylos[ie]s|degenerat\w{0,6}|osteophyt\w{0,3}|\bdish\b"
-        r"|diffuse\sidiopathic\sskeletal\shyperostosis|hyperostosis|disc\sspace\snarrowing",
-        _HitSpec(_FINDING, FINDING_SPINE_DEGENERATION, breaker=True),
-    ),
-    (
-        r"主动脉[^,;。折]{0,10}?钙化|aort(?:a|ic)\b[^,;.]{0,40}?calcif\w{0,6}"
-        r"|calcif\w{0,8}\s(?:of\s)?(?:the\s)?(?:abdominal\s)?aort(?:a|ic)",
-        _HitSpec(_FINDING, FINDING_AORTIC_CALCIFICATION, breaker=True),
-    ),
-    (
-        r"浓聚|摄取增高|摄取增加|摄取增强|\buptake\b|(?:radio)?tracer\saccumulation",
-        _HitSpec(_FINDING, FINDING_LINEAR_UPTAKE_BAND, breaker=True),
-    ),
-    # Words that stop "no" reaching a fracture: "no interval change in the L1 fracture".
-    (
-        r"变化|进展|加重|好转|\bchange[sd]?\b|\binterval\b|\bprogress\w{0,5}|\bworsen\w{0,3}"
-        r"|\bincrease[sd]?\b|retropuls\w{0,4}|后凸|椎管狭窄|突入椎管",
-        _HitSpec(_BREAKER, breaker=True),
-    ),
-)
+_CUES: Final = cue_table("report-text")
 
-_HIT_RE: Final = re.compile("|".join(f"(?P<h{i}>{p})" for i, (p, _) in enumerate(_HIT_TABLE)))
-_HIT_SPECS: Final = {f"h{i}": spec for i, (_, spec) in enumerate(_HIT_TABLE)}
 
-# DX-8: the uptake must be described as a line or band in the same clause.
-_BAND_SHAPE_RE: Final = re.compile(r"线状|带状|条带|条状|横带|线样|带样|条形|\blinear\b|\bband")
+def _hit_spec(entry: dict[str, Any]) -> _HitSpec:
+    if entry["kind"] not in _HIT_KINDS:
+        raise ValueError(f"cues/report-text.toml: unknown kind {entry['kind']!r} in {entry.get('name')!r}")
+    return _HitSpec(
+        entry["kind"],
+        entry.get("value", ""),
+        breaker=entry.get("breaker", False),
+        immune=entry.get("immune", False),
+        vertebral=entry.get("vertebral", False),
+    )
 
-# FX-6 cues. Uncertain phrases that contain a negation ("不除外", "cannot be excluded") come first.
-_NEG: Final = "neg"
-_UNC: Final = "unc"
-_PRE: Final = "pre"
-_POST: Final = "post"
+
+def _combined(entries: Sequence[tuple[str, Any]], prefix: str) -> tuple[re.Pattern[str], dict[str, Any]]:
+    """One regex of named groups, one per table entry, in table order; and group name -> entry's meaning."""
+    pattern = "|".join(f"(?P<{prefix}{i}>{p})" for i, (p, _) in enumerate(entries))
+    return re.compile(pattern), {f"{prefix}{i}": meaning for i, (_, meaning) in enumerate(entries)}
+
+
+def _words(section: str, name: str) -> re.Pattern[str]:
+    return re.compile(alternation(_CUES[section][name]))
+
+
+_HIT_RE, _HIT_SPECS = _combined([(alternation(e["phrases"]), _hit_spec(e)) for e in _CUES["hit"]], "h")
+
+# FX-6 cues: kind (negation | hedge | pseudo) and which way they reach (forward, backward, both).
+_NEG: Final = "negation"
+_UNC: Final = "hedge"
+_PSEUDO: Final = "pseudo"
+_PRE: Final = "forward"
+_POST: Final = "backward"
 _BOTH: Final = "both"
-
-_CUE_TABLE: Final[tuple[tuple[str, str, str], ...]] = (
-    (r"可能性(?:小|不大|较小|很小)|\bunlikely\b|\bless\slikely\b", _NEG, _POST),
-    (
-        r"不除外|不能除外|不可除外|难以除外|无法除外|未能除外|不排除|不能排除|不可排除|难以排除|无法排除"
-        r"|待排除|待除外|待排|待查|待定|可能性大|可能|可疑|疑似|怀疑|疑|似见|似有|倾向|不确定|不肯定"
-        r"|\bcannot\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
-        r"|\bcan\snot\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
-        r"|\bcan't\s(?:be\s)?(?:excluded|exclude|ruled\sout|rule\sout)\b"
-        r"|\bnot\s(?:be\s)?(?:excluded|ruled\sout)\b"
-        r"|\bpossibl[ey]\b|\bprobabl[ey]\b|\blikely\b|\bsuspicious\b|\bsuspect(?:ed|s)?\b"
-        r"|\bsuggestive\sof\b|\bsuggest(?:s|ing)?\b|\bquestionabl[ey]\b|\bequivocal\b|\bindeterminate\b"
-        r"|\bmay\s(?:represent|be|reflect|indicate)\b|\bmight\b|\bcould\s(?:represent|be|reflect)\b"
-        r"|\bconcerning\sfor\b|\bworrisome\sfor\b|\bconcern\sfor\b|\brule\sout\b|\br/o\b|\buncertain\b"
-        r"|\bversus\b|\bvs\b|\?",
-        _UNC,
-        _BOTH,
-    ),
-    (
-        r"\bnot\s(?:been\s)?(?:seen|identified|evident|demonstrated|present|visuali[sz]ed|noted|appreciated"
-        r"|detected|apparent|shown)\b|\bruled\sout\b|\bexcluded\b|不明显|不显著|阴性|\(-\)|\bnegative\b(?!\sfor)",
-        _NEG,
-        _POST,
-    ),
-    (r"\babsent\b|\babsence\sof\b", _NEG, _BOTH),
-    (
-        r"未见|未发现|未显示|未示|未及|未探及|未伴|不伴|没有|否认|可除外|已除外|排除|无"
-        r"|\bno\b|\bnot\b|\bwithout\b|\bnegative\sfor\b|\bfree\sof\b|\bnor\b|\bdenies\b|\bdenied\b",
-        _NEG,
-        _PRE,
-    ),
+for _entry in _CUES["cue"]:
+    if _entry["kind"] not in (_NEG, _UNC, _PSEUDO) or _entry["reaches"] not in (_PRE, _POST, _BOTH):
+        raise ValueError(f"cues/report-text.toml: bad cue {_entry.get('name')!r}")
+_CUE_RE, _CUE_SPECS = _combined(
+    [(alternation(e["phrases"]), (e["kind"], e["reaches"])) for e in _CUES["cue"]], "c"
 )
 
-_CUE_RE: Final = re.compile("|".join(f"(?P<c{i}>{p})" for i, (p, _, _) in enumerate(_CUE_TABLE)))
-_CUE_SPECS: Final = {f"c{i}": (kind, direction) for i, (_, kind, direction) in enumerate(_CUE_TABLE)}
-
-_CONJUNCTION_RE: Final = re.compile(r"及|和|与|或|、|/|\band\b|\bor\b|\bnor\b|,")
+_BAND_SHAPE_RE: Final = _words("words", "band_shape")  # DX-8
+_CONJUNCTION_RE: Final = _words("words", "conjunction")
+_LISTHESIS_RE: Final = _words("words", "listhesis")
+# Lesions elsewhere ("肝转移", "乳腺癌病史") are not at the fracture (FX-8) unless the clause names a bone.
+_ORGAN_RE: Final = _words("words", "organ")
+_BONE_RE: Final = _words("words", "bone")
+# "膝关节退行性变" is not spinal degeneration (REC-QCT).
+_JOINT_RE: Final = _words("words", "joint")
+_ABOUT_OTHERS_RE: Final = _words("words", "about_others")
+# "腰椎MRI", "lumbar spine radiograph", "Hip X-ray": the study, not the place of a finding.
+_MODALITY_AFTER_RE: Final = _words("words", "modality_after")
+_NOT_VERTEBRAL_RE: Final = _words("words", "not_vertebral")  # FX-7
+_ADVICE_RE: Final = _words("words", "advice")  # FX-6/FX-7
+# "T1WI", "T2 FS", "T2高信号", "短T1长T2信号": MRI sequences, not the first thoracic vertebrae.
+_SEQUENCE_AFTER_RE: Final = _words("levels", "sequence_after")
+_SEQUENCE_BEFORE_RE: Final = _words("levels", "sequence_before")
 
 # FX-3 Genant / compression grade.
 _GRADE_NUMERAL: Final = {
@@ -382,77 +263,30 @@ _GRADE_RE: Final = re.compile(
     r"(?:wedge|wedging|compression|height\sloss|loss\sof\s(?:vertebral\s)?height|compressed|biconcav)"
     rf"|\bgrade\s?(?P<g6>[1-3]|iii|ii|i)(?![0-9a-z])"
 )
-_LISTHESIS_RE: Final = re.compile(r"listhesis|滑脱|meyerding")
 
-# Sites. Posterior elements and subtrochanteric fractures are "other"; specific sites come before the
-# generic bone names ("桡骨远端" before "桡骨").
-_POSTERIOR: Final = "posterior"
-_SITE_TABLE: Final[tuple[tuple[str, str], ...]] = (
-    (
-        r"横突|棘突|椎板|关节突|附件|\btransverse\sprocess\w{0,2}|\bspinous\sprocess\w{0,2}|\blaminae?\b"
-        r"|\bfacets?\b|\bpars\b",
-        _POSTERIOR,
-    ),
-    (r"粗隆下|转子下|subtrochanteric|腕舟骨|舟骨|scaphoid", SITE_OTHER),
-    (
-        r"髋部|髋关节|股骨颈|股骨粗隆|粗隆间|转子间|股骨转子|股骨近端|股骨上端|股骨头下"
-        r"|\bhips?\b|femoral\sneck|neck\sof\s(?:the\s)?(?:left\s|right\s)?femur|intertrochanteric"
-        r"|pertrochanteric|trochanter\w{0,3}|subcapital|proximal\s(?:left\s|right\s)?femo?r\w{0,2}|basicervical",
-        SITE_HIP,
-    ),
-    (
-        r"桡骨远端|桡骨下端|桡骨远侧|桡骨茎突|colles|科雷氏?|柯莱斯|克雷氏|smith|史密斯|腕部|腕关节"
-        r"|distal\s(?:left\s|right\s)?radi(?:us|al)|radial\sstyloid|\bwrists?\b",
-        SITE_DISTAL_RADIUS,
-    ),
-    (
-        r"肱骨近端|肱骨上端|肱骨外科颈|肱骨解剖颈|肱骨头|肱骨大结节|肱骨小结节"
-        r"|proximal\s(?:left\s|right\s)?humer(?:us|al)|humeral\s(?:head|neck)|surgical\sneck"
-        r"|greater\stuberosity",
-        SITE_PROXIMAL_HUMERUS,
-    ),
-    (r"肋|\bribs?\b", SITE_RIB),
-    (
-        r"骨盆|耻骨|坐骨|骶骨|骶椎|骶|髂骨|髋臼|pelvi[sc]|pubi[sc]|\brami?\b|\bramus\b|sacr(?:um|al)"
-        r"|\bilium\b|\biliac\b|ischi(?:um|al)|acetabul\w{0,3}",
-        SITE_PELVIS,
-    ),
-    (
-        r"椎|脊柱|vertebra\w{0,3}|\bspine\b|\bspinal\b|\bthoracic\b|\blumbar\b|thoracolumbar|\bcervical\b",
-        SITE_VERTEBRA,
-    ),
-    (
-        r"锁骨|股骨|胫骨|腓骨|踝|跟骨|距骨|髌骨|尺骨|桡骨|肱骨|肩胛|掌骨|指骨|趾骨|跖骨|胸骨|鼻骨|颅骨|颌骨"
-        r"|眼眶"
-        r"|clavic\w{0,3}|scapul\w{0,3}|\bfemur\b|\bfemoral\b|tibi\w{0,2}|fibul\w{0,2}|ankle|malleol\w{0,3}"
-        r"|calcane\w{0,2}|talus|patell\w{0,2}|\bulna\w{0,1}\b|\bradius\b|\bradial\b|humer\w{0,3}"
-        r"|metacarp\w{0,3}|metatars\w{0,3}|phalan\w{0,3}|stern\w{0,3}|\bskull\b|mandib\w{0,3}|orbit\w{0,3}",
-        SITE_OTHER,
-    ),
+# FX-3: a height loss stated as a number is graded by Genant 1993's bands (grade 1 ≈ 20-25 %, 2 ≈ 25-40 %,
+# 3 > 40 %). The paper leaves the boundaries open: [20, 25) -> 1, [25, 40) -> 2, >= 40 -> 3 and under 20 ->
+# 0 (no fracture) are a choice, CONSENSUS-RULES.md FX-3. A fraction (约1/3) is a percentage; of a range
+# ("20-30%") the lower bound counts, the least the report states (a choice).
+GENANT_HEIGHT_LOSS_BANDS: Final = ((40.0, 3), (25.0, 2), (20.0, 1))
+_HEIGHT: Final = _CUES["height_loss"]
+_FRACTION_WORDS: Final[dict[str, float]] = {k: float(v) for k, v in _HEIGHT["fraction_words"].items()}
+_QUANTITY_RE: Final = re.compile(
+    r"(?:(?P<lo>\d{1,3}(?:\.\d{1,2})?)\s?%?\s?(?:-|~|–|—|至|到)\s?)?(?P<pct>\d{1,3}(?:\.\d{1,2})?)\s?%"
+    r"|(?<![0-9a-z/.])(?P<num>\d{1,2})\s?/\s?(?P<den>\d{1,2})(?![0-9/])"
+    r"|(?P<cden>[二三四五六七八九十])分之(?P<cnum>[一二三四五六七八九])"
+    + "".join(f"|(?<![a-z]){re.escape(w)}(?![a-z])" for w in sorted(_FRACTION_WORDS, key=len, reverse=True))
 )
-_SITE_RE: Final = re.compile("|".join(f"(?P<s{i}>{p})" for i, (p, _) in enumerate(_SITE_TABLE)))
-_SITE_NAMES: Final = {f"s{i}": site for i, (_, site) in enumerate(_SITE_TABLE)}
-# "腰椎MRI", "lumbar spine radiograph", "Hip X-ray": the study, not the place of a finding.
-_MODALITY_AFTER_RE: Final = re.compile(
-    r"\s?(?:(?:spine|vertebrae|椎)\s?)?(?:正侧位|正位|侧位|平片|片|x线|mri|ct\b|dr\b|磁共振|扫描|平扫"
-    r"|x-ray|xray|radiograph\w{0,3}|films?\b|views?\b|series\b|mr\b|检查)"
-)
+_HEIGHT_BEFORE_RE: Final = re.compile(alternation(_HEIGHT["before"]))
+_HEIGHT_AFTER_RE: Final = re.compile(r"\s?(?:" + alternation(_HEIGHT["after"]) + ")")
+_HEIGHT_REMAINING_RE: Final = re.compile(alternation(_HEIGHT["remaining"]))
+_HEIGHT_PLACE_RE: Final = re.compile(alternation(_HEIGHT["place_before"]))
+# How far the height-loss word may stand from its number ("高度减低约30%", "height loss of about 45%").
+HEIGHT_CUE_GAP: Final = 16
 
-# Lesions elsewhere ("肝转移", "乳腺癌病史") are not at the fracture (FX-8).
-_ORGAN_RE: Final = re.compile(
-    r"肝|肺|脑|肾|乳腺|甲状腺|胰|胃|肠|前列腺|膀胱|卵巢|子宫|淋巴结|病史|既往"
-    r"|liver|hepat|\blungs?\b|pulmonar|brain|kidney|renal|breast|thyroid|pancrea|gastric|stomach|colon"
-    r"|rectal|prostat|bladder|ovar|uter|lymph\snode|adrenal|history"
-)
-# "膝关节退行性变" is not spinal degeneration (REC-QCT).
-_JOINT_RE: Final = re.compile(
-    r"膝|肩|肘|踝|腕|髋|指间|手|足|knee|shoulder|elbow|ankle|wrist|\bhips?\b|\bhands?\b|\bfoot\b|\bfeet\b"
-    r"|finger|\btoes?\b"
-)
-_BONE_RE: Final = re.compile(r"骨|椎|\bbones?\b|osseous|osteo|vertebr|spine|spinal|skelet")
-_ABOUT_OTHERS_RE: Final = re.compile(
-    r"余|其他|其它|\bother\b|\bremaining\b|\belsewhere\b|\brest\b|\badditional\b"
-)
+# Sites (FX-1), from the cue file; posterior elements are site "other", never a vertebral body.
+_POSTERIOR: Final = "posterior-element"
+_SITE_RE, _SITE_NAMES = _combined([(alternation(e["phrases"]), e["site"]) for e in _CUES["site"]], "s")
 
 # Vertebral levels: T12, L1, 胸12, 腰1, 第1腰椎, lists and ranges (L1-3, T12-L2, 第1、2腰椎).
 _LEVEL_PREFIX: Final = {"c": "C", "t": "T", "l": "L", "颈": "C", "胸": "T", "腰": "L"}
@@ -475,16 +309,13 @@ _LEVEL_CONT_RE: Final = re.compile(
 )
 _RANGE_SEPARATORS: Final = frozenset({"-", "~", "–", "—", "至", "到", "to", "through"})
 _DI_LIST_ITEM_RE: Final = re.compile(rf"(?P<n>{_NUM})|(?P<sep>-|~|–|—|至|到)")
-# "T1WI", "T2 FS", "T2高信号": MRI sequences, not the first thoracic vertebrae.
-_SEQUENCE_AFTER_RE: Final = re.compile(
-    r"\s?[-/]?\s?(?:wi|weight|加权|信号|像|flair|fs|stir|压脂|抑脂|高|低|等|hyper|hypo|iso|map|star|\*"
-    r"|序列|sequence|signal|image|fse|tse|se\b|t[12]\b)"
-)
-
 # Sentence and clause delimiters (after NFKC: ，→, ；→; ：→: ！→! ？→?).
-# "伴" / "with" also open a clause, so "L1椎体压缩骨折伴T12转移瘤" keeps the T12 lesion apart.
+# "伴" / "with" also open a clause, so "L1椎体压缩骨折伴T12转移瘤" keeps the T12 lesion apart; not in an
+# ICD-10 M80 title ("骨质疏松伴病理性骨折", "osteoporosis with pathological fracture"), one osteoporotic
+# fracture (FX-1/FX-2).
 _DELIMITER_RE: Final = re.compile(
-    r"[。;!?\n\r.,:]|(?<=[\u2e80-\u9fff])[ \t\u3000]+(?=[\u2e80-\u9fff])|(?<![不未])伴有?|\bwith\b"
+    r"[。;!?\n\r.,:]|(?<=[\u2e80-\u9fff])[ \t\u3000]+(?=[\u2e80-\u9fff])"
+    r"|(?<![不未])(?<!骨质疏松)(?<!骨质疏松症)伴有?|(?<!osteoporosis\s)\bwith\b"
 )
 _SENTENCE_ABBREVIATIONS: Final = frozenset({"e.g", "i.e", "vs", "approx", "cf", "fig"})
 _LEVEL_BEFORE_COMMA_RE: Final = re.compile(r"(?<![a-z0-9])(?:[ctl]|胸|腰|颈)\s?\d{1,2}\s?$")
@@ -515,8 +346,10 @@ class _Clause:
     end: int
     question: bool  # ended by (or began after) a question mark: FX-6 uncertain
     hits: list[_Hit] = field(default_factory=list)
-    grades: list[int] = field(default_factory=list)
+    grades: list[int] = field(default_factory=list)  # Genant / numbered grades
     bare_grades: list[int] = field(default_factory=list)  # "grade 2" with no fracture word in the clause
+    height_grades: list[int] = field(default_factory=list)  # FX-3 from a stated height loss (30%, 1/3)
+    severity_grades: list[int] = field(default_factory=list)  # 轻度/mild, 中度/moderate, 重度/severe
     sites: list[str] = field(default_factory=list)  # in order of appearance, vertebra included for levels
     levels: tuple[str, ...] = ()
     about_others: bool = False
@@ -540,7 +373,10 @@ class _Clause:
 
     @property
     def denies_fracture(self) -> bool:
-        return any(h.spec.kind == _FRACTURE and h.negated for h in self.hits)
+        # FX-8: "病理性骨折依据不足" denies the pathology, not the fracture.
+        return any(
+            h.spec.kind == _FRACTURE and h.negated and h.spec.value != "pathological" for h in self.hits
+        )
 
 
 @dataclass(eq=False)
@@ -582,7 +418,8 @@ def read_report(text: str) -> ReportReading:
     drafts, free = _build_drafts(clauses)
     offsets = _OffsetMap(original, owners)
     report = _ReportContext(clauses, free)
-    fractures = _merge_repeats([_resolve(d, report, low, offsets) for d in drafts[:MAX_FRACTURES]])
+    resolved = (_resolve(d, report, low, offsets) for d in drafts[:MAX_FRACTURES])
+    fractures = _merge_repeats([m for m in resolved if m is not None])
     findings = _findings(clauses, low, offsets)
     if len(drafts) > MAX_FRACTURES or len(findings) > MAX_FINDINGS:
         truncated = True
@@ -599,15 +436,21 @@ def read_report(text: str) -> ReportReading:
 
 def _normalise(text: str) -> tuple[str, list[int] | None]:
     """NFKC character by character, so each output character knows the input character it came from."""
-    if text.isascii():
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
         return text, None
-    parts: list[str] = []
+    parts = [ch if ch.isascii() else _nfkc(ch) for ch in text]
+    normalised = "".join(parts)
+    if len(normalised) == len(text):
+        return normalised, None  # every character became one character: offsets are unchanged
     owners: list[int] = []
-    for i, ch in enumerate(text):
-        piece = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
-        parts.append(piece)
+    for i, piece in enumerate(parts):
         owners.extend([i] * len(piece))
-    return "".join(parts), owners
+    return normalised, owners
+
+
+@functools.lru_cache(maxsize=4096)
+def _nfkc(ch: str) -> str:
+    return unicodedata.normalize("NFKC", ch)
 
 
 class _OffsetMap:
@@ -691,15 +534,23 @@ def _read_clause(low: str, clause: _Clause) -> None:
         for m in _HIT_RE.finditer(low, s, e)
         if _HIT_SPECS[m.lastgroup or ""].kind != _IGNORED
     ]
-    _apply_cues(low, clause)
+    kinds = {h.spec.kind for h in clause.hits}
+    if _OEDEMA in kinds and _NOT_VERTEBRAL_RE.search(low, s, e):
+        # FX-7: high signal of a disc, soft tissue, ligament…: not marrow oedema.
+        clause.hits = [h for h in clause.hits if h.spec.value != _SIGNAL]
+    if kinds:
+        _apply_cues(low, clause)
+    if not kinds.isdisjoint(_ADVISED_KINDS):
+        _apply_advice(low, clause)
     clause.levels = _read_levels(low, s, e)
     clause.sites = _read_sites(low, s, e, bool(clause.levels))
-    clause.grades, clause.bare_grades = _read_grades(low, clause)
+    fracture_group = not kinds.isdisjoint(_FRACTURE_GROUP)
+    _read_grades(low, clause, fracture_group)
     clause.about_others = _ABOUT_OTHERS_RE.search(low, s, e) is not None
     if (
         clause.levels
-        and any(g >= 1 for g in clause.grades)
-        and not any(h.spec.kind in _FRACTURE_GROUP for h in clause.hits)
+        and not fracture_group
+        and any(g >= 1 for g in clause.grades + clause.height_grades + clause.severity_grades)
     ):
         # FX-3: "L1椎体Genant 2度" states a graded vertebra even with no fracture word, and grade >= 1
         # is judged a fracture; it stands in as a vertebral deformity statement (FX-4 then decides).
@@ -712,6 +563,8 @@ def _apply_cues(low: str, clause: _Clause) -> None:
     post: dict[str, list[tuple[int, int]]] = {_NEG: [], _UNC: []}
     for m in _CUE_RE.finditer(low, clause.start, clause.end):
         kind, direction = _CUE_SPECS[m.lastgroup or ""]
+        if kind == _PSEUDO:
+            continue  # matched so that the hedge or negation inside it is not ("of indeterminate age")
         if direction in (_PRE, _BOTH):
             pre[kind].append((m.start(), m.end()))
         if direction in (_POST, _BOTH):
@@ -722,6 +575,25 @@ def _apply_cues(low: str, clause: _Clause) -> None:
             continue
         hit.negated = _cued(low, hits, index, pre[_NEG], post[_NEG])
         hit.uncertain = clause.question or _cued(low, hits, index, pre[_UNC], post[_UNC])
+
+
+def _apply_advice(low: str, clause: _Clause) -> None:
+    """FX-6/FX-7: after advice (建议…, recommend…) in its clause, a fracture is a question and its age unsaid.
+
+    "建议CT除外骨折" doubts a fracture; "建议MRI检查以明确是否为新鲜骨折" does not make one new.
+    """
+    advice = _ADVICE_RE.search(low, clause.start, clause.end)
+    if advice is None:
+        return
+    kept: list[_Hit] = []
+    for h in clause.hits:
+        if h.start >= advice.start():
+            if h.spec.kind in (_ACUITY, _OEDEMA):
+                continue
+            if h.spec.kind in _FRACTURE_GROUP:
+                h.uncertain = True
+        kept.append(h)
+    clause.hits = kept
 
 
 def _cued(
@@ -785,7 +657,7 @@ def _group(hit: _Hit) -> str:
     return "fracture" if hit.spec.kind in _FRACTURE_GROUP else hit.spec.kind
 
 
-def _read_grades(low: str, clause: _Clause) -> tuple[list[int], list[int]]:
+def _read_grades(low: str, clause: _Clause, fracture_group: bool) -> None:
     """FX-3: Genant or compression grades stated in the clause; a bare "grade N" is kept apart."""
     grades: list[int] = []
     bare: list[int] = []
@@ -798,16 +670,55 @@ def _read_grades(low: str, clause: _Clause) -> tuple[list[int], list[int]]:
         for name in ("g4", "g5"):
             value = m.group(name)
             if value is not None:
-                grades.append(_SEVERITY_GRADE[value])
+                clause.severity_grades.append(_SEVERITY_GRADE[value])
         value = m.group("g6")
         if value is not None:
             if listhesis is None:
                 listhesis = _LISTHESIS_RE.search(low, clause.start, clause.end) is not None
             if not listhesis:  # Meyerding grades of spondylolisthesis are not Genant grades
                 bare.append(_GRADE_NUMERAL[value])
-    if bare and any(h.spec.kind in _FRACTURE_GROUP for h in clause.hits):
-        return grades + bare, []
-    return grades, bare
+    if bare and fracture_group:
+        grades, bare = grades + bare, []
+    clause.grades, clause.bare_grades = grades, bare
+    if fracture_group:  # a height loss is stated with a deformity word
+        clause.height_grades = _height_loss_grades(low, clause.start, clause.end)
+
+
+def _height_loss_grades(low: str, start: int, end: int) -> list[int]:
+    """FX-3: grades of the height losses stated as numbers next to a height-loss word in the clause."""
+    grades: list[int] = []
+    for q in _QUANTITY_RE.finditer(low, start, end):
+        percent = _percent(q)
+        if percent is None or _HEIGHT_PLACE_RE.search(low, max(start, q.start() - 12), q.start()):
+            continue
+        ends = [m.end() for m in _HEIGHT_BEFORE_RE.finditer(low, max(start, q.start() - 40), q.start())]
+        near_before = bool(ends) and q.start() - ends[-1] <= HEIGHT_CUE_GAP
+        if not near_before and _HEIGHT_AFTER_RE.match(low, q.end(), end) is None:
+            continue
+        if _HEIGHT_REMAINING_RE.search(low, max(start, q.start() - 16), q.start()):
+            percent = 100.0 - percent  # "减低至原来的2/3": what remains
+        grades.append(_grade_of_height_loss(percent))
+    return grades
+
+
+def _percent(q: re.Match[str]) -> float | None:
+    if q.group("pct") is not None:
+        value = float(q.group("lo") or q.group("pct"))
+    elif q.group("num") is not None:
+        den = int(q.group("den"))
+        value = 100.0 * int(q.group("num")) / den if den else 101.0
+    elif q.group("cden") is not None:
+        value = 100.0 * CN_NUMBERS[q.group("cnum")] / CN_NUMBERS[q.group("cden")]
+    else:
+        value = _FRACTION_WORDS[q.group(0)]
+    return value if 0.0 < value <= 100.0 else None
+
+
+def _grade_of_height_loss(percent: float) -> int:
+    for lower, grade in GENANT_HEIGHT_LOSS_BANDS:
+        if percent >= lower:
+            return grade
+    return 0
 
 
 def _read_sites(low: str, start: int, end: int, has_levels: bool) -> list[str]:
@@ -892,7 +803,7 @@ def _read_di_list(inner: str, prefix: str, found: set[str]) -> str | None:
 
 
 def _is_mri_sequence(low: str, start: int, end: int, clause_end: int) -> bool:
-    if start > 0 and low[start - 1] == "/":
+    if _SEQUENCE_BEFORE_RE.search(low, max(0, start - 8), start):
         return True
     return _SEQUENCE_AFTER_RE.match(low, end, clause_end) is not None
 
@@ -1061,10 +972,16 @@ class _ReportContext:
         return found
 
 
-def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMap) -> FractureMention:
+def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMap) -> FractureMention | None:
     vertebra = draft.site == SITE_VERTEBRA
     near = draft.own + draft.attached
     elsewhere = report.at_levels(draft.levels) if vertebra else []
+
+    fracture_words = [h for c in draft.own for h in c.triggers if h.spec.kind in (_FRACTURE, _ECF)]
+    if not fracture_words and (_shaped(near) or (vertebra and _shaped(elsewhere))):
+        # FX-1 criterion 2 / FX-3: a deformity said to be physiological or developmental ("mild wedging,
+        # likely physiologic", 许莫氏结节) is no imaging proof of a fracture: no mention at all.
+        return None
 
     genant: int | None = None
     ecf = "not-stated"
@@ -1080,7 +997,7 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
     if acuity == "unknown":
         acuity = _acuity(elsewhere)
     if acuity == "unknown" and vertebra:
-        acuity = _acuity(report.unlevelled)
+        acuity = _acuity(report.unlevelled, signal_needs_vertebra=True)
 
     own_ids = {id(c) for c in draft.own}
     pathological = (
@@ -1095,7 +1012,6 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
         # fracture is old: "车祸伤后：肋骨骨折。L1椎体陈旧性压缩骨折" — the old one predates the crash.
         trauma = report.report_trauma
 
-    fracture_words = [h for c in draft.own for h in c.triggers if h.spec.kind in (_FRACTURE, _ECF)]
     deformity_words = [h for c in draft.own for h in c.triggers if h.spec.kind == _DEFORMITY]
     stated = fracture_words or deformity_words
     certain = any(not h.uncertain for h in stated)
@@ -1162,10 +1078,15 @@ def _merge_repeats(mentions: Sequence[FractureMention]) -> list[FractureMention]
     return merged
 
 
-def _max_grade(clauses: Iterable[_Clause], *, with_bare: bool = False) -> int | None:
+def _max_grade(clauses: Sequence[_Clause], *, with_bare: bool = False) -> int | None:
+    """FX-3: a stated grade wins over a stated height loss, which wins over a severity word (mild…)."""
     grades = [g for c in clauses for g in c.grades]
     if with_bare:
         grades += [g for c in clauses for g in c.bare_grades]
+    if not grades:
+        grades = [g for c in clauses for g in c.height_grades]
+    if not grades:
+        grades = [g for c in clauses for g in c.severity_grades]
     return max(grades) if grades else None
 
 
@@ -1182,12 +1103,22 @@ def _ecf(clauses: Iterable[_Clause]) -> str:
     return "absent" if absent else "not-stated"
 
 
-def _acuity(clauses: Iterable[_Clause]) -> str:
-    """FX-7: marrow oedema first, then the words new/old."""
+def _shaped(clauses: Iterable[_Clause]) -> bool:
+    return any(h.spec.kind == _SHAPE and not h.negated for c in clauses for h in c.hits)
+
+
+def _acuity(clauses: Iterable[_Clause], *, signal_needs_vertebra: bool = False) -> str:
+    """FX-7: marrow oedema first, then the words new/old.
+
+    Fat-suppressed high signal stated away from any fracture (report-wide) counts only when its clause
+    names a vertebra ("诸椎体压脂未见高信号"), not a bare "STIR高信号".
+    """
     oedema_present = oedema_absent = new = old = False
     for c in clauses:
         for h in c.hits:
             if h.spec.kind == _OEDEMA:
+                if signal_needs_vertebra and h.spec.value == _SIGNAL and not c.vertebral_context:
+                    continue
                 if h.negated:
                     oedema_absent = True
                 else:
