@@ -52,14 +52,17 @@ def evaluate(
     language: str | None = None,
     data_cut: bool = False,
     orders_unknown: bool = False,
+    reading_notes: Iterable[DataNote] = (),
 ) -> Evaluation:
     """Evaluate one patient's resources (any mix of types; other patients' resources are ignored).
 
     `language` is "en" or "zh-CN" (None: the setting); `data_cut` says a FHIR search was cut
     by the page cap, which the cards then mention; `orders_unknown` says the orders on record could not be
-    read, which the order cards then mention (they may propose what is already ordered).
+    read, which the order cards then mention (they may propose what is already ordered); `reading_notes`
+    are what the FHIR reading itself has to say (a refused parameter, an optional search not read).
     """
     assessment = assess_record(resources, patient_id, settings, orders_unknown=orders_unknown)
+    assessment.facts.notes.extend(reading_notes)
     cards = render_cards(
         assessment.findings,
         assessment.facts.notes,

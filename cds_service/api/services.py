@@ -64,7 +64,7 @@ def pick_language(default: str) -> str:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [patient_view.describe()]})
+    return json_response({"services": [patient_view.describe(current_settings())]})
 
 
 @blueprint.post("/cds-services/<service_id>")

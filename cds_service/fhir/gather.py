@@ -11,8 +11,10 @@ from typing import Any
 
 import requests
 
+from cds_service.facts.model import DataNote
 from cds_service.fhir.bundle import Resource, entry_resources, next_link
 from cds_service.fhir.client import EXECUTOR, Deadline, FhirClient, QueryResult, check_fhir_server
+from cds_service.fhir.plan import QueryPlan, bounded
 from cds_service.fhir.prefetch import TemplateError, is_read, render, resource_type_of
 from cds_service.settings import Settings
 
@@ -48,6 +50,9 @@ class PrefetchKey:
     name: str
     template: str
     on_failure: FailureMode
+    recent: bool = False  # the service's own search is bounded in time (plan.bounded)
+    optional_params: tuple[str, ...] = ()  # parameters dropped once if the server refuses the search
+    noted: bool = False  # an OMIT key whose loss the cards state
 
     @property
     def resource_type(self) -> str:
@@ -62,6 +67,8 @@ class Gathered:
     data_cut: bool = False
     omitted: tuple[str, ...] = ()  # keys answered without (FailureMode.OMIT)
     sources: dict[str, str] = field(default_factory=dict)  # key → prefetch | null | server | omitted
+    # what the cards' Data notes say about the reading itself (a refused parameter, a key not read)
+    notes: list[DataNote] = field(default_factory=list)
 
 
 def classify(present: bool, value: object) -> tuple[PrefetchState, list[Resource]]:
@@ -93,6 +100,26 @@ class PrefetchStrategy:
     keys: tuple[PrefetchKey, ...]
 
     @classmethod
+    def from_plan(cls, plan: QueryPlan) -> PrefetchStrategy:
+        return cls(
+            tuple(
+                PrefetchKey(
+                    q.key,
+                    q.template,
+                    FailureMode.FAIL if q.required else FailureMode.OMIT,
+                    recent=q.recent,
+                    optional_params=tuple(name for name, _ in q.optional),
+                    noted=q.noted,
+                )
+                for q in plan.queries
+            )
+        )
+
+    @property
+    def templates(self) -> dict[str, str]:
+        return {key.name: key.template for key in self.keys}
+
+    @classmethod
     def from_templates(cls, templates: Mapping[str, str], optional: Iterable[str] = ()) -> PrefetchStrategy:
         omit = set(optional)
         return cls(
@@ -121,6 +148,7 @@ class PrefetchStrategy:
         sources: dict[str, str] = {}
         unavailable: list[PrefetchKey] = []
         data_cut = False
+        notes: list[DataNote] = []
         jobs: dict[str, tuple[PrefetchKey, bool, Callable[[FhirClient, Deadline], QueryResult]]] = {}
 
         for key in self.keys:
@@ -138,12 +166,13 @@ class PrefetchStrategy:
             elif base is None:
                 unavailable.append(key)
             else:
+                template = bounded(key.template, settings.today_date()) if key.recent else key.template
                 try:
-                    relative = render(key.template, context)
+                    relative = render(template, context)
                 except TemplateError:
                     unavailable.append(key)
                     continue
-                jobs[key.name] = (key, False, _search(relative))
+                jobs[key.name] = (key, False, _search(relative, key.optional_params))
 
         if jobs and base is not None:
             results = self._run(jobs, base, access_token, settings, session)
@@ -155,6 +184,10 @@ class PrefetchStrategy:
                 elif result.ok:
                     found[name], sources[name] = result.resources, "server"
                     data_cut = data_cut or result.cut
+                    if result.dropped:
+                        notes.append(
+                            DataNote(key.resource_type, "fhir-parameter-refused", ", ".join(result.dropped))
+                        )
                 elif result.failure == "http 404" and is_read(key.template):
                     # A read of a resource the server does not have is "no data", as a null prefetch is.
                     found[name], sources[name] = [], "null"
@@ -165,14 +198,17 @@ class PrefetchStrategy:
         if failing:
             raise DataUnavailable(key.resource_type for key in failing)
         omitted = tuple(key.name for key in unavailable)
-        for name in omitted:
-            sources[name] = "omitted"
-            log.warning("prefetch key %s unavailable; answering without it", name)
+        for key in unavailable:
+            sources[key.name] = "omitted"
+            log.warning("prefetch key %s unavailable; answering without it", key.name)
+            if key.noted:
+                notes.append(DataNote(key.resource_type, "fhir-not-read", key.name))
         return Gathered(
             resources=_unique([r for key in self.keys for r in found.get(key.name, [])]),
             data_cut=data_cut,
             omitted=omitted,
             sources=sources,
+            notes=notes,
         )
 
     @staticmethod
@@ -203,8 +239,8 @@ class PrefetchStrategy:
         return results
 
 
-def _search(relative: str) -> Callable[[FhirClient, Deadline], QueryResult]:
-    return lambda client, deadline: client.search(relative, deadline)
+def _search(relative: str, optional: tuple[str, ...] = ()) -> Callable[[FhirClient, Deadline], QueryResult]:
+    return lambda client, deadline: client.search(relative, deadline, optional=optional)
 
 
 def _continuation(
