@@ -110,8 +110,8 @@ def example_name(path: Path) -> str:
     return f"{first}-{last}".lower()
 
 
-def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (prefetch, no-prefetch) requests for one Synthea bundle."""
+def bundle_resources(path: Path) -> list[Resource]:
+    """The resources of a Bundle file as a FHIR server stores them (`urn:uuid:` references as `Type/id`)."""
     bundle = json.loads(path.read_text(encoding="utf-8"))
     entries = [e for e in bundle["entry"] if isinstance(e.get("resource"), dict)]
     targets = {
@@ -119,7 +119,12 @@ def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[s
         for e in entries
         if str(e.get("fullUrl", "")).startswith("urn:uuid:")
     }
-    resources: list[Resource] = [rewrite_references(e["resource"], targets) for e in entries]
+    return [rewrite_references(e["resource"], targets) for e in entries]
+
+
+def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (prefetch, no-prefetch) requests for one Synthea bundle."""
+    resources = bundle_resources(path)
     patient = next(r for r in resources if r["resourceType"] == "Patient")
     practitioner = next((r for r in resources if r["resourceType"] == "Practitioner"), None)
     context: dict[str, Any] = {

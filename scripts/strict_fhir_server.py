@@ -128,6 +128,7 @@ class StrictFhirServer:
         self.combo_code = combo_code
         self._lock = threading.Lock()
         self.log: list[str] = []  # path and query of every request, in arrival order
+        self.refused: list[str] = []  # the requests answered 400
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="strict-fhir", daemon=True)
@@ -225,6 +226,9 @@ class StrictFhirServer:
                     time.sleep(server.delay)
                 parts = urlsplit(self.path)
                 status, body = server.answer(parts.path, parts.query)
+                if status == 400:
+                    with server._lock:
+                        server.refused.append(self.path.removeprefix(BASE_PATH))
                 raw = orjson.dumps(body)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/fhir+json")

@@ -14,7 +14,7 @@ import requests
 from cds_service.facts.model import DataNote
 from cds_service.fhir.bundle import Resource, entry_resources, next_link
 from cds_service.fhir.client import EXECUTOR, Deadline, FhirClient, QueryResult, check_fhir_server
-from cds_service.fhir.plan import QueryPlan, bounded
+from cds_service.fhir.plan import QueryPlan, bounded, is_recent, recent_since
 from cds_service.fhir.prefetch import TemplateError, is_read, render, resource_type_of
 from cds_service.settings import Settings
 
@@ -193,6 +193,11 @@ class PrefetchStrategy:
                     found[name], sources[name] = [], "null"
                 else:
                     unavailable.append(key)
+
+        since = recent_since(settings.today_date())
+        for key in self.keys:
+            if key.recent and key.name in found:  # a prefetch cannot say `date=ge`: cut to the same window
+                found[key.name] = [r for r in found[key.name] if is_recent(r, since)]
 
         failing = [key for key in unavailable if key.on_failure is FailureMode.FAIL]
         if failing:

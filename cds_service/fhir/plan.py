@@ -30,9 +30,10 @@ A code list whose query would be longer than MAX_QUERY_CHARS is split over numbe
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from urllib.parse import quote
 
 from cds_service.facts.codemap import CodeMap
@@ -45,9 +46,11 @@ PATIENT = "{{context.patientId}}"
 MAX_QUERY_CHARS = 1800
 _LONGEST_ID = "x" * 64
 PAGE_SIZE = "200"
-# BMI, weight and height are read from the last RECENT_YEARS only in the service's own searches: an
-# inpatient has thousands of them, and the latest one is what REC-QCT uses.
-RECENT_YEARS = 5
+# BMI, weight and height (`vitals`) are read from the last RECENT_YEARS only: REC-QCT asks about the body
+# habitus now, and an inpatient has hundreds of them. The service's own search says `date=ge`; a prefetched
+# answer (a template cannot name today) is cut to the same window in gather.py, so both give the same cards.
+# Two years keep a yearly outpatient's latest BMI and make a monthly one's fit in two pages of 50.
+RECENT_YEARS = 2
 IMAGING_NOTE_LOINC = "18748-4"  # codes.md D: "Diagnostic imaging study" (DocumentReference.type)
 MEDICATION_INTENTS = ("order", "plan")
 # Code-map concepts that code DiagnosticReports, not Observations (reports are not narrowed by code).
@@ -198,9 +201,24 @@ def _query(params: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{name}={value}" for name, value in params)
 
 
+def recent_since(today: date) -> date:
+    return _years_before(today, RECENT_YEARS)
+
+
 def bounded(template: str, today: date) -> str:
     """A search limited to the last RECENT_YEARS (`date=ge`)."""
-    return f"{template}&date=ge{_years_before(today, RECENT_YEARS).isoformat()}"
+    return f"{template}&date=ge{recent_since(today).isoformat()}"
+
+
+def is_recent(resource: Mapping[str, Any], since: date) -> bool:
+    """What `date=ge{since}` keeps of an Observation; one without a date is kept (the reader notes it)."""
+    for name in ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued"):
+        value = resource.get(name)
+        if isinstance(value, dict):
+            value = value.get("end") or value.get("start")
+        if isinstance(value, str) and value:
+            return value[:10] >= since.isoformat()
+    return True
 
 
 def _years_before(today: date, years: int) -> date:
