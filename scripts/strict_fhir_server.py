@@ -46,22 +46,20 @@ class Refused(ValueError):
 
 def search(resources: Iterable[Resource], resource_type: str, params: Mapping[str, str]) -> list[Resource]:
     """The resources a FHIR server returns for `[resource_type]?params` (no paging, no strictness)."""
-    return [r for r in resources if r.get("resourceType") == resource_type and _matches(r, params)]
-
-
-def _matches(resource: Resource, params: Mapping[str, str]) -> bool:
     patient = params.get("patient")
-    if patient is not None and _patient_of(resource) != f"Patient/{patient.removeprefix('Patient/')}":
-        return False
-    for name, field in _TOKEN_PARAMS.items():
-        if name in params and not _has_token(resource.get(field), _tokens(params[name])):
-            return False
-    for name in _LIST_PARAMS:
-        if name in params and resource.get(name) not in params[name].split(","):
-            return False
-    if "date" in params:
-        return _date_matches(resource, params["date"])
-    return True
+    reference = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
+    tokens = {field: _tokens(params[name]) for name, field in _TOKEN_PARAMS.items() if name in params}
+    lists = {name: params[name].split(",") for name in _LIST_PARAMS if name in params}
+    date = params.get("date")
+    return [
+        r
+        for r in resources
+        if r.get("resourceType") == resource_type
+        and (reference is None or _patient_of(r) == reference)
+        and all(_has_token(r.get(field), wanted) for field, wanted in tokens.items())
+        and all(r.get(name) in allowed for name, allowed in lists.items())
+        and (date is None or _date_matches(r, date))
+    ]
 
 
 def _patient_of(resource: Resource) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,11 @@ def test_strict_handling_does_refuse_an_unknown_parameter(fhir_server: FhirServe
     assert answer.status_code == 400
 
 
-def test_search_results_are_filtered_by_patient(fhir_server: FhirServer) -> None:
+def test_search_results_are_filtered_by_patient(fhir_server: FhirServer, settings: Settings) -> None:
     """What the templates ask of the server holds: only this patient's resources come back."""
     patient = BY_NAME["wang-xiulan"]
-    relative = render(PREFETCH_TEMPLATES["observations"], {"patientId": patient.patient_id})
+    template = patient_view.strategy_for(settings).templates["observations"]  # the code map's local codes
+    relative = render(template, {"patientId": patient.patient_id})
     body = requests.get(f"{fhir_server.base_url}/{relative}", headers=STRICT, timeout=30).json()
     subjects = {e["resource"]["subject"]["reference"] for e in body["entry"]}
     assert subjects == {f"Patient/{patient.patient_id}"}
@@ -190,13 +192,7 @@ def test_small_pages_through_the_whole_service_give_the_same_cards(
     """Templates patched to `_count=9`: every search is paged, and the cards do not change."""
     patient = BY_NAME[MANY_OBSERVATIONS]
     with_prefetch, without_prefetch = requests_for(patient, fhir_server)
-    small = {key: template.replace("_count=200", "_count=9") for key, template in PREFETCH_TEMPLATES.items()}
-    assert small != dict(PREFETCH_TEMPLATES)
-    monkeypatch.setattr(
-        patient_view,
-        "STRATEGY",
-        PrefetchStrategy.from_templates(small, optional=patient_view.OPTIONAL_KEYS),
-    )
+    small_pages(monkeypatch, settings, 9)
     client = create_app(settings.with_changes(fhir_max_pages=100)).test_client()
 
     assert post(client, without_prefetch) == post(client, with_prefetch) == (200, list(patient.expected))
@@ -208,16 +204,21 @@ def test_a_page_cap_cuts_the_search_and_still_answers(
     """Too many pages for OSTEO_CDS_FHIR_MAX_PAGES: an answer (newest first were read), never an error."""
     patient = BY_NAME[MANY_OBSERVATIONS]
     _, without_prefetch = requests_for(patient, fhir_server)
-    small = {key: template.replace("_count=200", "_count=5") for key, template in PREFETCH_TEMPLATES.items()}
-    monkeypatch.setattr(
-        patient_view,
-        "STRATEGY",
-        PrefetchStrategy.from_templates(small, optional=patient_view.OPTIONAL_KEYS),
-    )
+    small_pages(monkeypatch, settings, 5)
     client = create_app(settings.with_changes(fhir_max_pages=2)).test_client()
 
     status, _ = post(client, without_prefetch)
     assert status == 200
+
+
+def small_pages(monkeypatch: pytest.MonkeyPatch, settings: Settings, count: int) -> None:
+    """The service's query plan with `_count={count}`: every search is paged."""
+    keys = patient_view.strategy_for(settings).keys
+    small = PrefetchStrategy(
+        tuple(replace(key, template=key.template.replace("_count=200", f"_count={count}")) for key in keys)
+    )
+    assert small.templates != patient_view.strategy_for(settings).templates
+    monkeypatch.setattr(patient_view, "strategy_for", lambda _settings: small)
 
 
 # --- a patient the server does not know ------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from bench import long_chart_waves
 from cds_service.api.app import create_app
 from cds_service.facts.codemap import load_code_map
 from cds_service.fhir.prefetch import render
@@ -118,3 +119,13 @@ def test_the_strict_server_refuses_what_the_strictest_servers_refuse(server: Str
     ).json()
     assert len(paged["entry"]) == MAX_PAGE_SIZE < paged["total"]
     assert any(link["relation"] == "next" for link in paged["link"])
+
+
+def test_a_5000_observation_chart_gives_every_dxa_and_the_right_card_in_three_waves() -> None:
+    """Issue 14: narrowed searches, pages of 50, unnarrowed Observation searches refused (bench/ at 50 ms)."""
+    outcome = long_chart_waves.run(delay=0.0)
+
+    assert outcome.refused == 0
+    assert outcome.dxa_read == outcome.dxa_in_chart > 0
+    assert outcome.topics == long_chart_waves.EXPECTED_TOPICS
+    assert outcome.waves <= 3
