@@ -1,4 +1,5 @@
-"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`."""
+"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`,
+`osteo-cds onboarding-report`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
     report = commands.add_parser("feedback-report", help="issued/accepted/overridden counts per card type")
     report.add_argument("rest", nargs=argparse.REMAINDER)
+    onboarding = commands.add_parser(
+        "onboarding-report", help="codes, categories and exam names seen that nothing recognised (counts)"
+    )
+    onboarding.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from cds_service.serve import run_server
 
         return run_server(settings, args.host, args.port)  # workers/threads: OSTEO_CDS_WORKERS/_THREADS
+    if args.command == "onboarding-report":
+        from cds_service.audit.onboarding import onboarding_report_main
+
+        return onboarding_report_main(args.rest, settings.database_url)
     from cds_service.audit.report import feedback_report_main
 
     return feedback_report_main(args.rest, settings.database_url)

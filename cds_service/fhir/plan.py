@@ -37,7 +37,13 @@ from typing import Any
 from urllib.parse import quote
 
 from cds_service.facts.codemap import CodeMap
-from cds_service.facts.valuesets import BMI_LOINC, DXA_LOINC, HEIGHT_LOINC, WEIGHT_LOINC
+from cds_service.facts.valuesets import (
+    BMI_LOINC,
+    DXA_LOINC,
+    HEIGHT_LOINC,
+    IMAGING_NOTE_TYPE_LOINC,
+    WEIGHT_LOINC,
+)
 
 PATIENT = "{{context.patientId}}"
 # The query part (after `?`) at its longest, patient id of 64 characters (FHIR's longest id) included.
@@ -51,7 +57,6 @@ PAGE_SIZE = "200"
 # answer (a template cannot name today) is cut to the same window in gather.py, so both give the same cards.
 # Two years keep a yearly outpatient's latest BMI and make a monthly one's fit in two pages of 50.
 RECENT_YEARS = 2
-IMAGING_NOTE_LOINC = "18748-4"  # codes.md D: "Diagnostic imaging study" (DocumentReference.type)
 MEDICATION_INTENTS = ("order", "plan")
 # Code-map concepts that code DiagnosticReports, not Observations (reports are not narrowed by code).
 _REPORT_CONCEPTS = frozenset({"spine-imaging-report"})
@@ -144,7 +149,7 @@ def _build(mapped: frozenset[tuple[tuple[str, str], str]]) -> QueryPlan:
         PlannedQuery(
             "documents",
             "DocumentReference",
-            (*patient, ("type", IMAGING_NOTE_LOINC)),
+            (*patient, ("type", IMAGING_NOTE_TYPE_LOINC)),
             required=False,
             noted=True,
         ),

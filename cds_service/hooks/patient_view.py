@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cds_service import engine
 from cds_service.fhir.gather import PrefetchStrategy
+from cds_service.fhir.onboarding import Coding, unrecognised_codings
 from cds_service.fhir.plan import QueryPlan, build_plan
 from cds_service.settings import Settings
 
@@ -79,8 +81,16 @@ class PatientViewCall:
     access_token: str | None
 
 
-def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.Evaluation:
-    """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it."""
+def handle(
+    call: PatientViewCall,
+    settings: Settings,
+    language: str,
+    on_unrecognised: Callable[[Counter[Coding]], None] | None = None,
+) -> engine.Evaluation:
+    """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it.
+
+    `on_unrecognised` receives the counts of the codings nothing recognised (site onboarding).
+    """
     started = time.monotonic()
     gathered = strategy_for(settings).gather(
         prefetch=call.prefetch,
@@ -90,6 +100,8 @@ def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.E
         settings=settings,
     )
     gathered_at = time.monotonic()
+    if on_unrecognised is not None:
+        on_unrecognised(unrecognised_codings(gathered.resources, settings.code_map))
     evaluation = engine.evaluate(
         gathered.resources,
         call.patient_id,

@@ -15,10 +15,15 @@ import responses
 from cds_service.api.app import create_app
 from cds_service.facts import extract
 from cds_service.facts.codemap import CodeMap, parse_code_map
-from cds_service.facts.valuesets import BMI_LOINC, DXA_LOINC, HEIGHT_LOINC, WEIGHT_LOINC
+from cds_service.facts.valuesets import (
+    BMI_LOINC,
+    DXA_LOINC,
+    HEIGHT_LOINC,
+    IMAGING_NOTE_TYPE_LOINC,
+    WEIGHT_LOINC,
+)
 from cds_service.fhir.gather import PrefetchStrategy
 from cds_service.fhir.plan import (
-    IMAGING_NOTE_LOINC,
     MAX_QUERY_CHARS,
     PATIENT,
     build_plan,
@@ -101,7 +106,7 @@ def test_new_keys_search_as_us_core_allows() -> None:
     templates = build_plan(CodeMap()).templates
     assert params(templates["documents"]) == [
         ("patient", PATIENT),
-        ("type", IMAGING_NOTE_LOINC),
+        ("type", IMAGING_NOTE_TYPE_LOINC),
         ("_count", "200"),
     ]
     assert params(templates["medications"])[:2] == [("patient", PATIENT), ("intent", "order,plan")]
