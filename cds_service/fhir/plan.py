@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from cds_service.facts.codemap import CodeMap
 from cds_service.facts.valuesets import (
+    BMD_STUDY_LOINC,
     BMI_LOINC,
     DXA_LOINC,
     HEIGHT_LOINC,
@@ -122,7 +123,10 @@ def build_plan(code_map: CodeMap) -> QueryPlan:
 
 @functools.cache
 def _build(mapped: frozenset[tuple[tuple[str, str], str]]) -> QueryPlan:
-    bmd_codes = [*DXA_LOINC]
+    # Bone-density study codes too: a panel Observation coded as the study carries its values in components
+    # (extract.py reads them), and `code` searches Observation.code only. A panel under a local code that
+    # the code map does not name is not found (README "Data the service reads").
+    bmd_codes = [*DXA_LOINC, *sorted(BMD_STUDY_LOINC)]
     vital_codes = [BMI_LOINC, WEIGHT_LOINC, HEIGHT_LOINC]
     for (_, code), concept in sorted(mapped):
         if concept in _VITAL_CONCEPTS:

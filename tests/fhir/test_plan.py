@@ -76,6 +76,7 @@ def test_observation_codes_cover_every_code_the_reader_counts() -> None:
     standard = {code for _, code in extract._STANDARD_OBSERVATION_CODINGS}
     assert standard <= plan.observation_codes()
     assert {*DXA_LOINC, BMI_LOINC, WEIGHT_LOINC, HEIGHT_LOINC} <= plan.observation_codes()
+    assert "38268-9" in plan.observation_codes()  # a DXA panel: its values are in components
     assert {"YZ.T", "QCT%5C%2CVBMD", "TZ.BMI"} <= plan.observation_codes()  # `\,` escaped, then URL-encoded
     assert "XR-SPINE" not in plan.observation_codes()  # a report code: reports are read whole
 
