@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from cds_service.fhir.prefetch import TemplateError, is_read, render, resource_t
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_BINARIES = 20  # report bodies read from Binary per call (one parallel round after the searches)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 
 
 class DataUnavailable(Exception):
@@ -174,8 +178,9 @@ class PrefetchStrategy:
                     continue
                 jobs[key.name] = (key, False, _search(relative, key.optional_params))
 
+        deadline = Deadline(settings.fhir_budget_seconds)
         if jobs and base is not None:
-            results = self._run(jobs, base, access_token, settings, session)
+            results = self._run(jobs, base, access_token, settings, session, deadline)
             for name, (key, continuing, _) in jobs.items():
                 result = results[name]
                 if continuing:
@@ -208,8 +213,19 @@ class PrefetchStrategy:
             log.warning("prefetch key %s unavailable; answering without it", key.name)
             if key.noted:
                 notes.append(DataNote(key.resource_type, "fhir-not-read", key.name))
+        resources = [r for key in self.keys for r in found.get(key.name, [])]
+        bodies: list[Resource] = []
+        binaries = _attachment_binaries(resources, base) if base is not None else []
+        if binaries and base is not None:
+            # Report bodies given only as a `url` to a Binary on the same server (facts/ reads them from
+            # the Binary among the resources). Never another server: the token stays with its origin.
+            reads = {ref: (PrefetchKey(ref, ref, FailureMode.OMIT), False, _search(ref)) for ref in binaries}
+            for result in self._run(reads, base, access_token, settings, session, deadline).values():
+                bodies.extend(result.resources)
+                if not result.ok:
+                    log.warning("fhir Binary not read (%s)", result.failure)
         return Gathered(
-            resources=_unique([r for key in self.keys for r in found.get(key.name, [])]),
+            resources=_unique([*resources, *bodies]),
             data_cut=data_cut,
             omitted=omitted,
             sources=sources,
@@ -223,8 +239,8 @@ class PrefetchStrategy:
         access_token: str | None,
         settings: Settings,
         session: requests.Session | None,
+        deadline: Deadline,
     ) -> dict[str, QueryResult]:
-        deadline = Deadline(settings.fhir_budget_seconds)
         client = FhirClient(base, access_token, settings, session=session)
         futures: dict[str, Future[QueryResult]] = {
             name: EXECUTOR.submit(_guarded, job, client, deadline) for name, (_, _, job) in jobs.items()
@@ -262,6 +278,45 @@ def _guarded(
     except Exception as exc:  # a bug or an odd answer in one search must not fail the others
         log.warning("fhir search error %s", type(exc).__name__)
         return QueryResult(failure=f"error {type(exc).__name__}")
+
+
+def _attachment_binaries(resources: Iterable[Resource], base: str) -> list[str]:
+    """`Binary/<id>` of each attachment without inline data whose `url` is a Binary of `base` (relative
+    or absolute), not already among the resources; at most MAX_BINARIES."""
+    present = {f"Binary/{r.get('id')}" for r in resources if r.get("resourceType") == "Binary"}
+    wanted: list[str] = []
+    for resource in resources:
+        kind = resource.get("resourceType")
+        if kind == "DiagnosticReport":
+            attachments = resource.get("presentedForm")
+        elif kind == "DocumentReference":
+            content = resource.get("content")
+            attachments = (
+                [c.get("attachment") for c in content if isinstance(c, dict)]
+                if isinstance(content, list)
+                else []
+            )
+        else:
+            continue
+        for attachment in attachments if isinstance(attachments, list) else []:
+            if not isinstance(attachment, dict) or attachment.get("data"):
+                continue
+            ref = _binary_of(attachment.get("url"), base)
+            if ref is not None and ref not in present and ref not in wanted:
+                wanted.append(ref)
+    return wanted[:MAX_BINARIES]
+
+
+def _binary_of(url: object, base: str) -> str | None:
+    if not isinstance(url, str):
+        return None
+    relative = url.removeprefix(f"{base}/") if url.startswith(f"{base}/") else url
+    if "://" in relative:
+        return None  # another server
+    parts = relative.split("?", 1)[0].split("#", 1)[0].strip("/").split("/")
+    if len(parts) in (2, 4) and parts[0] == "Binary" and _ID.fullmatch(parts[1]):
+        return f"Binary/{parts[1]}"  # a version (`/_history/n`) is read as the current one
+    return None
 
 
 def _unique(resources: Iterable[Resource]) -> list[Resource]:

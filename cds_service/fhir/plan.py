@@ -14,8 +14,9 @@ category):
 - DiagnosticReport, Condition and Procedure by `patient` only: local and text-only codes are common in
   Chinese hospitals, and reports without a category are common too (Synthea's DXA and radiograph reports
   carry none; many RIS interfaces send none), so neither a code nor a category filter is safe for them.
-- DocumentReference imaging notes by `patient` + `type` (LOINC 18748-4 "Diagnostic imaging study",
-  codes.md D).
+- DocumentReference imaging notes by `patient` + `type`: LOINC 18748-4 "Diagnostic imaging study"
+  (codes.md D) and the code map's `spine-imaging-report` codings (a site's local note types). Not by
+  `category`: US Core's is the generic `clinical-note`, and no code-map concept names a local one.
 - MedicationRequest by `patient` + `intent` (order, plan: what is or will be taken); MedicationStatement
   by `patient` (not in US Core: an optional key whose failure is not an error).
 
@@ -59,7 +60,8 @@ PAGE_SIZE = "200"
 # Two years keep a yearly outpatient's latest BMI and make a monthly one's fit in two pages of 50.
 RECENT_YEARS = 2
 MEDICATION_INTENTS = ("order", "plan")
-# Code-map concepts that code DiagnosticReports, not Observations (reports are not narrowed by code).
+# Code-map concepts that code imaging reports, not Observations: reports are not narrowed by code, and
+# DocumentReference imaging notes are searched by them as local types.
 _REPORT_CONCEPTS = frozenset({"spine-imaging-report"})
 _VITAL_CONCEPTS = frozenset({"bmi"})
 
@@ -128,10 +130,13 @@ def _build(mapped: frozenset[tuple[tuple[str, str], str]]) -> QueryPlan:
     # the code map does not name is not found (README "Data the service reads").
     bmd_codes = [*DXA_LOINC, *sorted(BMD_STUDY_LOINC)]
     vital_codes = [BMI_LOINC, WEIGHT_LOINC, HEIGHT_LOINC]
+    document_types = [IMAGING_NOTE_TYPE_LOINC]
     for (_, code), concept in sorted(mapped):
         if concept in _VITAL_CONCEPTS:
             vital_codes.append(code)
-        elif concept not in _REPORT_CONCEPTS:
+        elif concept in _REPORT_CONCEPTS:
+            document_types.append(code)  # a site that files imaging notes under a local type
+        else:
             bmd_codes.append(code)
     patient = (("patient", PATIENT),)
     queries = [
@@ -153,7 +158,7 @@ def _build(mapped: frozenset[tuple[tuple[str, str], str]]) -> QueryPlan:
         PlannedQuery(
             "documents",
             "DocumentReference",
-            (*patient, ("type", IMAGING_NOTE_TYPE_LOINC)),
+            (*patient, ("type", ",".join(dict.fromkeys(_token(c) for c in document_types)))),
             required=False,
             noted=True,
         ),

@@ -30,6 +30,7 @@ from cds_service.fhir.plan import (
     is_recent,
     recent_since,
 )
+from cds_service.hooks.patient_view import STRATEGY
 from cds_service.settings import Settings
 
 EXAMPLE_MAP = parse_code_map(
@@ -79,6 +80,8 @@ def test_observation_codes_cover_every_code_the_reader_counts() -> None:
     assert "38268-9" in plan.observation_codes()  # a DXA panel: its values are in components
     assert {"YZ.T", "QCT%5C%2CVBMD", "TZ.BMI"} <= plan.observation_codes()  # `\,` escaped, then URL-encoded
     assert "XR-SPINE" not in plan.observation_codes()  # a report code: reports are read whole
+    documents = dict(params(plan.templates["documents"]))["type"]
+    assert documents == f"{IMAGING_NOTE_TYPE_LOINC},XR-SPINE"  # imaging notes filed under the local type
 
 
 def test_vitals_have_their_own_key_bounded_in_the_services_own_search_only() -> None:
@@ -216,3 +219,43 @@ def test_a_refused_parameter_reaches_the_cards_data_notes(
     assert response.status_code == 200
     details = " ".join(card["detail"] for card in response.get_json()["cards"])
     assert "refused the search parameter \\_count" in details  # escaped for Markdown
+
+
+# --- report bodies given as a `url` to a Binary (read by facts/, fetched here) --------------------------
+
+
+def test_binary_report_bodies_on_the_same_server_are_read_after_the_searches(
+    rsps: responses.RequestsMock,
+) -> None:
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r1",
+        "presentedForm": [
+            {"contentType": "text/plain", "url": "Binary/b1"},
+            {"contentType": "text/plain", "url": f"{BASE}/Binary/b2/_history/3"},
+            {
+                "contentType": "text/plain",
+                "url": "https://elsewhere.example/fhir/Binary/b3",
+            },  # never: the token
+            {"contentType": "text/plain", "data": "5pGY6KaB", "url": "Binary/b4"},  # inline: nothing to fetch
+        ],
+    }
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "d1",
+        "content": [{"attachment": {"url": "Binary/b1"}}],
+    }
+    binary = {"resourceType": "Binary", "contentType": "text/plain", "data": "5pGY6KaB"}
+    rsps.get(f"{BASE}/Binary/b1", json={**binary, "id": "b1"})
+    rsps.get(f"{BASE}/Binary/b2", json={**binary, "id": "b2"})
+    prefetch = {key.name: None for key in STRATEGY.keys}
+    prefetch["patient"] = {"resourceType": "Patient", "id": "p1"}
+    prefetch["reports"] = {"resourceType": "Bundle", "entry": [{"resource": report}]}
+    prefetch["documents"] = {"resourceType": "Bundle", "entry": [{"resource": document}]}
+
+    gathered = STRATEGY.gather(
+        prefetch=prefetch, context=CONTEXT, fhir_server=BASE, access_token="t", settings=Settings()
+    )
+
+    assert sorted(str(c.request.url) for c in rsps.calls) == [f"{BASE}/Binary/b1", f"{BASE}/Binary/b2"]
+    assert {r["id"] for r in gathered.resources if r["resourceType"] == "Binary"} == {"b1", "b2"}
