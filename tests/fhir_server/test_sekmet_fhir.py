@@ -11,7 +11,6 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import requests
 from flask.testing import FlaskClient
 
 from cds_service.api.app import create_app
-from cds_service.facts.codemap import load_code_map
 from cds_service.fhir.client import Deadline, FhirClient
 from cds_service.fhir.gather import PrefetchStrategy
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES, render
@@ -40,7 +38,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_URL = "/cds-services/osteoporosis-patient-view"
-INDEX = ROOT / "examples" / "patients" / "index.json"
 STRICT = {"Prefer": "handling=strict", "Accept": "application/fhir+json"}
 PATIENTS = demo_patients()
 BY_NAME = {p.name: p for p in PATIENTS}
@@ -52,25 +49,6 @@ def fhir_server() -> Iterator[FhirServer]:
     with FhirServer() as server:
         server.load([ROOT / "examples" / "patients", ROOT / "tests" / "fixtures" / "synthea"])
         yield server
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    index = json.loads(INDEX.read_text(encoding="utf-8"))["settings"]
-    return Settings(
-        auth="none",
-        today=date.fromisoformat(index["OSTEO_CDS_TODAY"]),
-        code_map=load_code_map(ROOT / index["OSTEO_CDS_CODE_MAP"]),
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite3'}",
-        metrics_enabled=False,
-        fhir_timeout_seconds=10.0,  # a loaded CI machine; the real budget is not what is tested here
-        fhir_budget_seconds=20.0,
-    )
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> FlaskClient:
-    return create_app(settings).test_client()
 
 
 def post(client: FlaskClient, body: dict[str, Any]) -> tuple[int, list[str]]:

@@ -12,9 +12,7 @@ give the index's cards three ways, and never make the server refuse a search:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,6 @@ import requests
 from flask.testing import FlaskClient
 
 from bench import long_chart_waves
-from cds_service.api.app import create_app
-from cds_service.facts.codemap import load_code_map
 from cds_service.fhir.prefetch import render
 from cds_service.hooks import patient_view
 from cds_service.settings import Settings
@@ -33,24 +29,9 @@ from scripts.make_examples import bundle_resources
 from scripts.strict_fhir_server import MAX_PAGE_SIZE, StrictFhirServer
 
 ROOT = Path(__file__).resolve().parents[2]
-INDEX = ROOT / "examples" / "patients" / "index.json"
 SERVICE_URL = "/cds-services/osteoporosis-patient-view"
 PATIENTS = demo_patients()
 BY_NAME = {p.name: p for p in PATIENTS}
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    index = json.loads(INDEX.read_text(encoding="utf-8"))["settings"]
-    return Settings(
-        auth="none",
-        today=date.fromisoformat(index["OSTEO_CDS_TODAY"]),
-        code_map=load_code_map(ROOT / index["OSTEO_CDS_CODE_MAP"]),
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite3'}",
-        metrics_enabled=False,
-        fhir_timeout_seconds=10.0,  # a loaded CI machine; the budget is not what is tested here
-        fhir_budget_seconds=20.0,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +39,6 @@ def server() -> Iterator[StrictFhirServer]:
     resources = [r for patient in PATIENTS for r in bundle_resources(patient.path)]
     with StrictFhirServer(resources) as strict:
         yield strict
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> FlaskClient:
-    return create_app(settings).test_client()
 
 
 def topics(client: FlaskClient, body: dict[str, Any]) -> list[str]:
