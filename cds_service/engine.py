@@ -18,6 +18,7 @@ from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
 from cds_service.consensus.fractures import FractureJudgement, judge_all
 from cds_service.consensus.lookback import months_before
+from cds_service.consensus.recommendations import QCT_ORDER
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
@@ -101,6 +102,14 @@ def assess_record(
     if orders_unknown:
         findings = [
             replace(f, notes=(*f.notes, "orders-unknown")) if TOPICS[f.topic].proposes_orders else f
+            for f in findings
+        ]
+    if not settings.site_has_qct:
+        # OSTEO_CDS_SITE_HAS_QCT=false: QCT is not proposed as an order here; the card says to refer instead.
+        findings = [
+            replace(f, orders=tuple(o for o in f.orders if o != QCT_ORDER), notes=(*f.notes, "qct-referral"))
+            if QCT_ORDER in f.orders
+            else f
             for f in findings
         ]
     if len([f for f in findings if f.group is Group.DIAGNOSIS]) > 1:
