@@ -42,6 +42,7 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run
+	$(PY) -m bench.long_chart_waves
 
 # A real FHIR server (sekmet, installed by scripts/test-setup.sh if missing) with the demonstration patients,
 # the service beside it, and a curl per patient; Ctrl-C stops both. DEMO_ARGS, e.g. DEMO_ARGS="--port 8081".

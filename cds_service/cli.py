@@ -1,4 +1,5 @@
-"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`."""
+"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`,
+`osteo-cds onboarding-report`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from cds_service.facts.bundle import BundleError, patient_data
 from cds_service.facts.codemap import CodeMapError
+from cds_service.facts.model import DataNote
 from cds_service.settings import LANGUAGES, Settings, SettingsError
 
 
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
     report = commands.add_parser("feedback-report", help="issued/accepted/overridden counts per card type")
     report.add_argument("rest", nargs=argparse.REMAINDER)
+    onboarding = commands.add_parser(
+        "onboarding-report", help="codes, categories and exam names seen that nothing recognised (counts)"
+    )
+    onboarding.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -42,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from cds_service.serve import run_server
 
         return run_server(settings, args.host, args.port)  # workers/threads: OSTEO_CDS_WORKERS/_THREADS
+    if args.command == "onboarding-report":
+        from cds_service.audit.onboarding import onboarding_report_main
+
+        return onboarding_report_main(args.rest, settings.database_url)
     from cds_service.audit.report import feedback_report_main
 
     return feedback_report_main(args.rest, settings.database_url)
@@ -63,11 +73,18 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
         from cds_service.engine import evaluate
 
         data_cut = orders_unknown = False
+        notes: list[DataNote] = []
         if "hook" in document:
             # A CDS Hooks request is gathered as the service does: prefetch keys, else fhirServer.
-            resources, data_cut, orders_unknown = _gather(document, settings)
+            resources, data_cut, orders_unknown, notes = _gather(document, settings)
         result = evaluate(
-            resources, patient_id, settings, language=lang, data_cut=data_cut, orders_unknown=orders_unknown
+            resources,
+            patient_id,
+            settings,
+            language=lang,
+            data_cut=data_cut,
+            orders_unknown=orders_unknown,
+            reading_notes=notes,
         )
     except (InputError, BundleError) as exc:
         print(f"osteo-cds evaluate: {exc}", file=sys.stderr)
@@ -81,16 +98,18 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
     return 0
 
 
-def _gather(document: dict[str, Any], settings: Settings) -> tuple[list[dict[str, Any]], bool, bool]:
+def _gather(
+    document: dict[str, Any], settings: Settings
+) -> tuple[list[dict[str, Any]], bool, bool, list[DataNote]]:
     from cds_service.fhir.client import FhirServerRefused
     from cds_service.fhir.gather import DataUnavailable
-    from cds_service.hooks.patient_view import OPTIONAL_KEYS, STRATEGY
+    from cds_service.hooks.patient_view import ORDER_KEYS, strategy_for
 
     authorization = document.get("fhirAuthorization")
     token = authorization.get("access_token") if isinstance(authorization, dict) else None
     fhir_server = document.get("fhirServer")
     try:
-        gathered = STRATEGY.gather(
+        gathered = strategy_for(settings).gather(
             prefetch=document.get("prefetch"),
             context=document["context"],
             fhir_server=fhir_server if isinstance(fhir_server, str) else None,
@@ -101,8 +120,8 @@ def _gather(document: dict[str, Any], settings: Settings) -> tuple[list[dict[str
         raise InputError(f"no data for {exc} (missing prefetch and no reachable fhirServer)") from exc
     except FhirServerRefused as exc:
         raise InputError(f"fhirServer refused: {exc}") from exc
-    orders_unknown = any(key in OPTIONAL_KEYS for key in gathered.omitted)
-    return gathered.resources, gathered.data_cut, orders_unknown
+    orders_unknown = any(key in ORDER_KEYS for key in gathered.omitted)
+    return gathered.resources, gathered.data_cut, orders_unknown, gathered.notes
 
 
 def _read_json(path: str) -> Any:

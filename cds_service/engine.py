@@ -18,6 +18,7 @@ from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
 from cds_service.consensus.fractures import FractureJudgement, judge_all
 from cds_service.consensus.lookback import months_before
+from cds_service.consensus.recommendations import QCT_ORDER
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
@@ -52,14 +53,17 @@ def evaluate(
     language: str | None = None,
     data_cut: bool = False,
     orders_unknown: bool = False,
+    reading_notes: Iterable[DataNote] = (),
 ) -> Evaluation:
     """Evaluate one patient's resources (any mix of types; other patients' resources are ignored).
 
     `language` is "en" or "zh-CN" (None: the setting); `data_cut` says a FHIR search was cut
     by the page cap, which the cards then mention; `orders_unknown` says the orders on record could not be
-    read, which the order cards then mention (they may propose what is already ordered).
+    read, which the order cards then mention (they may propose what is already ordered); `reading_notes`
+    are what the FHIR reading itself has to say (a refused parameter, an optional search not read).
     """
     assessment = assess_record(resources, patient_id, settings, orders_unknown=orders_unknown)
+    assessment.facts.notes.extend(reading_notes)
     cards = render_cards(
         assessment.findings,
         assessment.facts.notes,
@@ -98,6 +102,14 @@ def assess_record(
     if orders_unknown:
         findings = [
             replace(f, notes=(*f.notes, "orders-unknown")) if TOPICS[f.topic].proposes_orders else f
+            for f in findings
+        ]
+    if not settings.site_has_qct:
+        # OSTEO_CDS_SITE_HAS_QCT=false: QCT is not proposed as an order here; the card says to refer instead.
+        findings = [
+            replace(f, orders=tuple(o for o in f.orders if o != QCT_ORDER), notes=(*f.notes, "qct-referral"))
+            if QCT_ORDER in f.orders
+            else f
             for f in findings
         ]
     if len([f for f in findings if f.group is Group.DIAGNOSIS]) > 1:

@@ -105,6 +105,9 @@ class Settings:
     jwks_min_refresh_seconds: int = 60
     preview_enabled: bool = False
     metrics_enabled: bool = True
+    # CONTRACT.md: the site offers QCT. Read by the order hooks (issue 15); false turns QCT suggestions
+    # into a referral sentence.
+    site_has_qct: bool = True
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -189,6 +192,7 @@ class Settings:
             jwks_min_refresh_seconds=int_setting(get, "OSTEO_CDS_JWKS_MIN_REFRESH_SECONDS", 60, 1, 86400),
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
+            site_has_qct=_bool(get, "OSTEO_CDS_SITE_HAS_QCT", True),
             clinical=clinical,
             server=ServerSettings.from_env(env),
         )

@@ -23,13 +23,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cds_service.fhir.prefetch import PREFETCH_TEMPLATES, render, resource_type_of  # noqa: E402
+from urllib.parse import parse_qsl  # noqa: E402
+
+from cds_service.facts.codemap import load_code_map  # noqa: E402
+from cds_service.fhir.plan import build_plan  # noqa: E402
+from cds_service.fhir.prefetch import render, resource_type_of  # noqa: E402
 from cds_service.hooks.patient_view import HOOK  # noqa: E402
+from scripts.strict_fhir_server import search  # noqa: E402
 
 DEFAULT_SOURCE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "synthea"
 DEFAULT_OUT = ROOT / "examples" / "requests"
 DEFAULT_FHIR_SERVER = "http://127.0.0.1:8090/fhir"
 HOOK_INSTANCE_NAMESPACE = uuid.UUID("5b0c4f0e-6a53-4c55-9a63-0f5e0b4c2d11")
+# The examples are evaluated with examples/code-map.json (examples/patients/index.json): their prefetch
+# answers the templates of that code map's query plan, as the EHR's server would.
+TEMPLATES = build_plan(load_code_map(ROOT / "examples" / "code-map.json")).templates
 
 Resource = dict[str, Any]
 
@@ -70,16 +78,11 @@ def _date(*fields: str) -> Callable[[Resource], str]:
     return date_of
 
 
-# How a server answers each search template: which resources match, in which order (`_sort=-date`).
+# The order of a search's answer (newest first, as many servers answer without `_sort`); else as stored.
 SEARCH_ORDER: dict[str, Callable[[list[Resource]], list[Resource]]] = {
-    "observations": _newest_first(_date("effectiveDateTime", "effectivePeriod", "issued")),
-    "conditions": lambda resources: resources,
-    "procedures": _newest_first(_date("performedDateTime", "performedPeriod")),
-    "reports": _newest_first(_date("effectiveDateTime", "effectivePeriod", "issued")),
-    "serviceRequests": lambda resources: resources,
-}
-SEARCH_FILTER: dict[str, Callable[[Resource], bool]] = {
-    "serviceRequests": lambda resource: resource.get("status") in ("active", "draft"),
+    "Observation": _newest_first(_date("effectiveDateTime", "effectivePeriod", "issued")),
+    "Procedure": _newest_first(_date("performedDateTime", "performedPeriod")),
+    "DiagnosticReport": _newest_first(_date("effectiveDateTime", "effectivePeriod", "issued")),
 }
 
 
@@ -107,8 +110,8 @@ def example_name(path: Path) -> str:
     return f"{first}-{last}".lower()
 
 
-def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (prefetch, no-prefetch) requests for one Synthea bundle."""
+def bundle_resources(path: Path) -> list[Resource]:
+    """The resources of a Bundle file as a FHIR server stores them (`urn:uuid:` references as `Type/id`)."""
     bundle = json.loads(path.read_text(encoding="utf-8"))
     entries = [e for e in bundle["entry"] if isinstance(e.get("resource"), dict)]
     targets = {
@@ -116,7 +119,12 @@ def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[s
         for e in entries
         if str(e.get("fullUrl", "")).startswith("urn:uuid:")
     }
-    resources: list[Resource] = [rewrite_references(e["resource"], targets) for e in entries]
+    return [rewrite_references(e["resource"], targets) for e in entries]
+
+
+def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (prefetch, no-prefetch) requests for one Synthea bundle."""
+    resources = bundle_resources(path)
     patient = next(r for r in resources if r["resourceType"] == "Patient")
     practitioner = next((r for r in resources if r["resourceType"] == "Practitioner"), None)
     context: dict[str, Any] = {
@@ -126,18 +134,16 @@ def build_requests(path: Path, fhir_server: str) -> tuple[dict[str, Any], dict[s
     patient_ref = f"Patient/{patient['id']}"
 
     prefetch: dict[str, Any] = {}
-    for key, template in PREFETCH_TEMPLATES.items():
+    for key, template in TEMPLATES.items():
         if "?" not in template:  # a read
             prefetch[key] = patient
             continue
         resource_type = resource_type_of(template)
-        keep = SEARCH_FILTER.get(key, lambda _: True)
-        matches = [
-            r
-            for r in resources
-            if r["resourceType"] == resource_type and _subject_is(r, patient_ref) and keep(r)
-        ]
-        prefetch[key] = searchset(fhir_server, render(template, context), SEARCH_ORDER[key](matches))
+        relative = render(template, context)
+        matches = search(resources, resource_type, dict(parse_qsl(relative.partition("?")[2])))
+        assert all(_subject_is(r, patient_ref) for r in matches)
+        order = SEARCH_ORDER.get(resource_type, lambda found: found)
+        prefetch[key] = searchset(fhir_server, relative, order(matches))
 
     name = example_name(path)
     base = {

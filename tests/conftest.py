@@ -168,6 +168,7 @@ class EngineCall:
     language: str | None
     data_cut: bool
     orders_unknown: bool = False
+    reading_notes: list[Any] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -183,8 +184,11 @@ def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[EngineCall]:
         language: str | None = None,
         data_cut: bool = False,
         orders_unknown: bool = False,
+        reading_notes: Any = (),
     ) -> engine.Evaluation:
-        calls.append(EngineCall(list(resources), patient_id, language, data_cut, orders_unknown))
+        calls.append(
+            EngineCall(list(resources), patient_id, language, data_cut, orders_unknown, list(reading_notes))
+        )
         return engine.Evaluation(response={"cards": []})
 
     monkeypatch.setattr(engine, "evaluate", record)

@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert settings.server == ServerSettings(workers=None, threads=4, timeout=30, graceful_timeout=20)
     assert settings.redis_url is None
     assert settings.clinical == ClinicalSettings()
+    assert settings.site_has_qct is True  # CONTRACT.md
 
 
 def test_clinical_defaults_are_those_of_consensus_rules_section_7() -> None:
@@ -153,6 +154,9 @@ def test_today_defaults_to_the_real_date_in_the_time_zone() -> None:
         ),
         pytest.param("OSTEO_CDS_PREVIEW", "true", lambda s: s.preview_enabled, id="OSTEO_CDS_PREVIEW true"),
         pytest.param(
+            "OSTEO_CDS_SITE_HAS_QCT", "false", lambda s: not s.site_has_qct, id="OSTEO_CDS_SITE_HAS_QCT false"
+        ),
+        pytest.param(
             "OSTEO_CDS_FHIR_MAX_PAGES", "3", lambda s: s.fhir_max_pages == 3, id="OSTEO_CDS_FHIR_MAX_PAGES"
         ),
         pytest.param(
@@ -232,6 +236,7 @@ def test_empty_values_mean_the_default() -> None:
         pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "0", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS 0"),
         pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "forever", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS word"),
         pytest.param("OSTEO_CDS_PREVIEW", "maybe", id="bad OSTEO_CDS_PREVIEW not a boolean"),
+        pytest.param("OSTEO_CDS_SITE_HAS_QCT", "maybe", id="bad OSTEO_CDS_SITE_HAS_QCT not a boolean"),
         pytest.param("OSTEO_CDS_FHIR_MAX_PAGES", "0", id="bad OSTEO_CDS_FHIR_MAX_PAGES 0"),
         pytest.param("OSTEO_CDS_FHIR_TIMEOUT", "soon", id="bad OSTEO_CDS_FHIR_TIMEOUT not a number"),
         pytest.param("OSTEO_CDS_WORKERS", "0", id="bad OSTEO_CDS_WORKERS 0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
@@ -13,9 +14,11 @@ from cds_service.api import observability
 from cds_service.api.config import audit_store_of, current_settings
 from cds_service.api.errors import error_response
 from cds_service.api.models import PatientViewRequest, describe_errors
+from cds_service.audit.onboarding import record_unrecognised
 from cds_service.engine import Evaluation
 from cds_service.fhir.client import FhirServerRefused
 from cds_service.fhir.gather import DataUnavailable
+from cds_service.fhir.onboarding import Coding
 from cds_service.hooks import patient_view
 from cds_service.settings import LANGUAGES
 
@@ -64,7 +67,7 @@ def pick_language(default: str) -> str:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [patient_view.describe()]})
+    return json_response({"services": [patient_view.describe(current_settings())]})
 
 
 @blueprint.post("/cds-services/<service_id>")
@@ -79,7 +82,9 @@ def call_service(service_id: str) -> Response:
     except ValidationError as exc:
         return error_response(400, "invalid", describe_errors(exc))
     try:
-        evaluation = patient_view.handle(hook_request.to_call(), settings, pick_language(settings.language))
+        evaluation = patient_view.handle(
+            hook_request.to_call(), settings, pick_language(settings.language), _record_unrecognised
+        )
     except FhirServerRefused as exc:
         return error_response(400, "forbidden", str(exc))
     except DataUnavailable as exc:
@@ -94,6 +99,19 @@ def call_service(service_id: str) -> Response:
     observability.record_evaluation(evaluation)
     _record_issued(hook_request.hookInstance, evaluation)
     return json_response(evaluation.response)
+
+
+def _record_unrecognised(counts: Counter[Coding]) -> None:
+    """Site onboarding counts (no patient data) to the audit store; a store failure costs no cards."""
+    store = audit_store_of(current_app)
+    if store is None or not counts:
+        return
+    try:
+        record_unrecognised(store.get(), counts)
+    except Exception as exc:
+        log.error(
+            "onboarding counts not recorded (request %s): %s", g.get("request_id", "-"), type(exc).__name__
+        )
 
 
 def _record_issued(hook_instance: str, evaluation: Evaluation) -> None:

@@ -415,6 +415,9 @@ class OrderCoding:
 
 # DiagnosticReport.category codes of imaging (US Core LP29684-5; v2-0074 RAD, CT, NMR, RX, RUS).
 IMAGING_CATEGORY_CODES = frozenset({"LP29684-5", "RAD", "CT", "NMR", "RX", "RUS", "imaging"})
+# DocumentReference.type of imaging notes (codes.md D, 18748-4 "Diagnostic imaging study"; US Core clinical
+# notes): the `documents` search of the query plan (fhir/plan.py).
+IMAGING_NOTE_TYPE_LOINC = "18748-4"
 # Radiograph reports (REC-BMD reads bone loss from radiographs).
 RADIOGRAPH_CATEGORY_CODES = frozenset({"RX"})
 

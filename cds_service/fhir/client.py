@@ -30,6 +30,9 @@ EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fhir-search")
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({502, 503, 504})
+# How a server refuses a search it does not support (with an OperationOutcome): asked once more without the
+# optional parameters (issue 14: `_count`, `_sort`, `combo-code`), never without a required one.
+REFUSED = frozenset({"http 400", "http 422"})
 RETRY_JITTER_SECONDS = (0.05, 0.2)
 # A page larger than this is not a FHIR search page we want to parse inside a 2-second budget.
 MAX_PAGE_BYTES = 32 * 1024 * 1024
@@ -54,6 +57,7 @@ class QueryResult:
     failure: str | None = None
     cut: bool = False
     pages: int = 0
+    dropped: tuple[str, ...] = ()  # optional parameters the server refused; the answer is without them
 
     @property
     def ok(self) -> bool:
@@ -136,13 +140,29 @@ class FhirClient:
     def close(self) -> None:
         self._session.close()
 
-    def search(self, relative: str, deadline: Deadline) -> QueryResult:
-        """Run a rendered template (`Observation?patient=...` or `Patient/123`), following `next` links."""
+    def search(self, relative: str, deadline: Deadline, optional: tuple[str, ...] = ()) -> QueryResult:
+        """Run a rendered template (`Observation?patient=...` or `Patient/123`), following `next` links.
+
+        If the server refuses the search (400/422) and it carries any of the `optional` parameters, it is
+        asked once more without them; `dropped` names them.
+        """
         resource_type = resource_type_of(relative)
         started = time.monotonic()
         result = self._read_from(
             f"{self.base_url}/{relative.lstrip('/')}", resource_type, deadline, pages_before=0
         )
+        present = _present(relative, optional)
+        if result.failure in REFUSED and present:
+            log.warning(
+                "fhir %s refused (%s); asking again without %s", resource_type, result.failure, present
+            )
+            result = self._read_from(
+                f"{self.base_url}/{_without(relative, present).lstrip('/')}",
+                resource_type,
+                deadline,
+                pages_before=0,
+            )
+            result.dropped = present
         self._log(resource_type, result, started)
         return result
 
@@ -276,6 +296,18 @@ class FhirClient:
             )
         else:
             log.warning("fhir %s failed (%s) after %.0f ms", resource_type, result.failure, ms)
+
+
+def _present(relative: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of `names` the query of `relative` carries."""
+    given = {part.partition("=")[0] for part in relative.partition("?")[2].split("&")}
+    return tuple(name for name in names if name in given)
+
+
+def _without(relative: str, names: tuple[str, ...]) -> str:
+    path, _, query = relative.partition("?")
+    kept = [part for part in query.split("&") if part.partition("=")[0] not in names]
+    return f"{path}?{'&'.join(kept)}" if kept else path
 
 
 def _read_body(response: requests.Response, deadline: Deadline) -> tuple[bytes | None, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
@@ -11,12 +12,17 @@ from typing import Any
 
 import requests
 
+from cds_service.facts.model import DataNote
 from cds_service.fhir.bundle import Resource, entry_resources, next_link
 from cds_service.fhir.client import EXECUTOR, Deadline, FhirClient, QueryResult, check_fhir_server
+from cds_service.fhir.plan import QueryPlan, bounded, is_recent, recent_since
 from cds_service.fhir.prefetch import TemplateError, is_read, render, resource_type_of
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_BINARIES = 20  # report bodies read from Binary per call (one parallel round after the searches)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 
 
 class DataUnavailable(Exception):
@@ -48,6 +54,9 @@ class PrefetchKey:
     name: str
     template: str
     on_failure: FailureMode
+    recent: bool = False  # the service's own search is bounded in time (plan.bounded)
+    optional_params: tuple[str, ...] = ()  # parameters dropped once if the server refuses the search
+    noted: bool = False  # an OMIT key whose loss the cards state
 
     @property
     def resource_type(self) -> str:
@@ -62,6 +71,8 @@ class Gathered:
     data_cut: bool = False
     omitted: tuple[str, ...] = ()  # keys answered without (FailureMode.OMIT)
     sources: dict[str, str] = field(default_factory=dict)  # key → prefetch | null | server | omitted
+    # what the cards' Data notes say about the reading itself (a refused parameter, a key not read)
+    notes: list[DataNote] = field(default_factory=list)
 
 
 def classify(present: bool, value: object) -> tuple[PrefetchState, list[Resource]]:
@@ -93,6 +104,26 @@ class PrefetchStrategy:
     keys: tuple[PrefetchKey, ...]
 
     @classmethod
+    def from_plan(cls, plan: QueryPlan) -> PrefetchStrategy:
+        return cls(
+            tuple(
+                PrefetchKey(
+                    q.key,
+                    q.template,
+                    FailureMode.FAIL if q.required else FailureMode.OMIT,
+                    recent=q.recent,
+                    optional_params=tuple(name for name, _ in q.optional),
+                    noted=q.noted,
+                )
+                for q in plan.queries
+            )
+        )
+
+    @property
+    def templates(self) -> dict[str, str]:
+        return {key.name: key.template for key in self.keys}
+
+    @classmethod
     def from_templates(cls, templates: Mapping[str, str], optional: Iterable[str] = ()) -> PrefetchStrategy:
         omit = set(optional)
         return cls(
@@ -121,6 +152,7 @@ class PrefetchStrategy:
         sources: dict[str, str] = {}
         unavailable: list[PrefetchKey] = []
         data_cut = False
+        notes: list[DataNote] = []
         jobs: dict[str, tuple[PrefetchKey, bool, Callable[[FhirClient, Deadline], QueryResult]]] = {}
 
         for key in self.keys:
@@ -138,15 +170,17 @@ class PrefetchStrategy:
             elif base is None:
                 unavailable.append(key)
             else:
+                template = bounded(key.template, settings.today_date()) if key.recent else key.template
                 try:
-                    relative = render(key.template, context)
+                    relative = render(template, context)
                 except TemplateError:
                     unavailable.append(key)
                     continue
-                jobs[key.name] = (key, False, _search(relative))
+                jobs[key.name] = (key, False, _search(relative, key.optional_params))
 
+        deadline = Deadline(settings.fhir_budget_seconds)
         if jobs and base is not None:
-            results = self._run(jobs, base, access_token, settings, session)
+            results = self._run(jobs, base, access_token, settings, session, deadline)
             for name, (key, continuing, _) in jobs.items():
                 result = results[name]
                 if continuing:
@@ -155,24 +189,47 @@ class PrefetchStrategy:
                 elif result.ok:
                     found[name], sources[name] = result.resources, "server"
                     data_cut = data_cut or result.cut
+                    if result.dropped:
+                        notes.append(
+                            DataNote(key.resource_type, "fhir-parameter-refused", ", ".join(result.dropped))
+                        )
                 elif result.failure == "http 404" and is_read(key.template):
                     # A read of a resource the server does not have is "no data", as a null prefetch is.
                     found[name], sources[name] = [], "null"
                 else:
                     unavailable.append(key)
 
+        since = recent_since(settings.today_date())
+        for key in self.keys:
+            if key.recent and key.name in found:  # a prefetch cannot say `date=ge`: cut to the same window
+                found[key.name] = [r for r in found[key.name] if is_recent(r, since)]
+
         failing = [key for key in unavailable if key.on_failure is FailureMode.FAIL]
         if failing:
             raise DataUnavailable(key.resource_type for key in failing)
         omitted = tuple(key.name for key in unavailable)
-        for name in omitted:
-            sources[name] = "omitted"
-            log.warning("prefetch key %s unavailable; answering without it", name)
+        for key in unavailable:
+            sources[key.name] = "omitted"
+            log.warning("prefetch key %s unavailable; answering without it", key.name)
+            if key.noted:
+                notes.append(DataNote(key.resource_type, "fhir-not-read", key.name))
+        resources = [r for key in self.keys for r in found.get(key.name, [])]
+        bodies: list[Resource] = []
+        binaries = _attachment_binaries(resources, base) if base is not None else []
+        if binaries and base is not None:
+            # Report bodies given only as a `url` to a Binary on the same server (facts/ reads them from
+            # the Binary among the resources). Never another server: the token stays with its origin.
+            reads = {ref: (PrefetchKey(ref, ref, FailureMode.OMIT), False, _search(ref)) for ref in binaries}
+            for result in self._run(reads, base, access_token, settings, session, deadline).values():
+                bodies.extend(result.resources)
+                if not result.ok:
+                    log.warning("fhir Binary not read (%s)", result.failure)
         return Gathered(
-            resources=_unique([r for key in self.keys for r in found.get(key.name, [])]),
+            resources=_unique([*resources, *bodies]),
             data_cut=data_cut,
             omitted=omitted,
             sources=sources,
+            notes=notes,
         )
 
     @staticmethod
@@ -182,8 +239,8 @@ class PrefetchStrategy:
         access_token: str | None,
         settings: Settings,
         session: requests.Session | None,
+        deadline: Deadline,
     ) -> dict[str, QueryResult]:
-        deadline = Deadline(settings.fhir_budget_seconds)
         client = FhirClient(base, access_token, settings, session=session)
         futures: dict[str, Future[QueryResult]] = {
             name: EXECUTOR.submit(_guarded, job, client, deadline) for name, (_, _, job) in jobs.items()
@@ -203,8 +260,8 @@ class PrefetchStrategy:
         return results
 
 
-def _search(relative: str) -> Callable[[FhirClient, Deadline], QueryResult]:
-    return lambda client, deadline: client.search(relative, deadline)
+def _search(relative: str, optional: tuple[str, ...] = ()) -> Callable[[FhirClient, Deadline], QueryResult]:
+    return lambda client, deadline: client.search(relative, deadline, optional=optional)
 
 
 def _continuation(
@@ -221,6 +278,45 @@ def _guarded(
     except Exception as exc:  # a bug or an odd answer in one search must not fail the others
         log.warning("fhir search error %s", type(exc).__name__)
         return QueryResult(failure=f"error {type(exc).__name__}")
+
+
+def _attachment_binaries(resources: Iterable[Resource], base: str) -> list[str]:
+    """`Binary/<id>` of each attachment without inline data whose `url` is a Binary of `base` (relative
+    or absolute), not already among the resources; at most MAX_BINARIES."""
+    present = {f"Binary/{r.get('id')}" for r in resources if r.get("resourceType") == "Binary"}
+    wanted: list[str] = []
+    for resource in resources:
+        kind = resource.get("resourceType")
+        if kind == "DiagnosticReport":
+            attachments = resource.get("presentedForm")
+        elif kind == "DocumentReference":
+            content = resource.get("content")
+            attachments = (
+                [c.get("attachment") for c in content if isinstance(c, dict)]
+                if isinstance(content, list)
+                else []
+            )
+        else:
+            continue
+        for attachment in attachments if isinstance(attachments, list) else []:
+            if not isinstance(attachment, dict) or attachment.get("data"):
+                continue
+            ref = _binary_of(attachment.get("url"), base)
+            if ref is not None and ref not in present and ref not in wanted:
+                wanted.append(ref)
+    return wanted[:MAX_BINARIES]
+
+
+def _binary_of(url: object, base: str) -> str | None:
+    if not isinstance(url, str):
+        return None
+    relative = url.removeprefix(f"{base}/") if url.startswith(f"{base}/") else url
+    if "://" in relative:
+        return None  # another server
+    parts = relative.split("?", 1)[0].split("#", 1)[0].strip("/").split("/")
+    if len(parts) in (2, 4) and parts[0] == "Binary" and _ID.fullmatch(parts[1]):
+        return f"Binary/{parts[1]}"  # a version (`/_history/n`) is read as the current one
+    return None
 
 
 def _unique(resources: Iterable[Resource]) -> list[Resource]:

@@ -7,31 +7,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from urllib.parse import quote
 
-# The keys are part of the service description (CONTRACT.md): EHRs configure prefetch by them. Never rename.
-#
-# CONTRACT.md template rule: ask for every code the service recognises, or do not narrow by code at all.
-# Nothing here is narrowed by code or category. Conditions, procedures and reports must not be (local and
-# text-only codes are common in Chinese hospitals). Observations could be narrowed by category, but
-# Synthea files DXA under `procedure` and BMI under `vital-signs`, and local systems use anything, so a
-# category filter would silently drop results. A LOINC list would miss the locally coded results that
-# OSTEO_CDS_CODE_MAP maps, because a code map is per site and templates are static. So observations are
-# read whole, and the engine filters by code, status and patient.
-#
-# `_sort=-date` (allowed in prefetch templates, and `date` is a search parameter of these three types)
-# puts the newest results first, so when the page cap (OSTEO_CDS_FHIR_MAX_PAGES) cuts a long record it
-# drops the oldest, not the latest DXA. Condition and ServiceRequest have no `date` parameter.
-# `status=active,draft`: a token search where a comma means OR. That is enough to avoid proposing an order
-# that is already on the chart. The engine checks the status again anyway.
-PREFETCH_TEMPLATES: Mapping[str, str] = MappingProxyType(
-    {
-        "patient": "Patient/{{context.patientId}}",
-        "observations": "Observation?patient={{context.patientId}}&_sort=-date&_count=200",
-        "conditions": "Condition?patient={{context.patientId}}&_count=200",
-        "procedures": "Procedure?patient={{context.patientId}}&_sort=-date&_count=200",
-        "reports": "DiagnosticReport?patient={{context.patientId}}&_sort=-date&_count=200",
-        "serviceRequests": "ServiceRequest?patient={{context.patientId}}&status=active,draft&_count=200",
-    }
-)
+from cds_service.facts.codemap import CodeMap
+from cds_service.fhir.plan import build_plan
+
+# The keys are part of the service description (CONTRACT.md): EHRs configure prefetch by them. Never rename;
+# new keys may be added. The templates come from the query plan (plan.py), which also gives the service's
+# own searches; these are the templates of a service without a code map (discovery shows those of the
+# running code map: hooks/patient_view.py).
+PREFETCH_TEMPLATES: Mapping[str, str] = MappingProxyType(build_plan(CodeMap()).templates)
 
 # CDS Hooks 2.0 §Prefetch tokens: user tokens are the id of `context.userId` when it is of that type.
 USER_TOKENS: Mapping[str, str] = MappingProxyType(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cds_service import engine
 from cds_service.fhir.gather import PrefetchStrategy
-from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
+from cds_service.fhir.onboarding import Coding, unrecognised_codings
+from cds_service.fhir.plan import QueryPlan, build_plan
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,28 +27,45 @@ DESCRIPTION = (
     "osteoporosis, and proposes the imaging or bone-density orders the consensus recommends."
 )
 USAGE_REQUIREMENTS = (
-    "FHIR R4 only. Give the prefetch keys patient, observations, conditions, procedures, reports and "
-    "serviceRequests as templated (a resource, a searchset Bundle, or null for no data; paged Bundles are "
-    "followed on fhirServer), or give fhirServer (with fhirAuthorization unless the server is open) so the "
-    "service can run the searches itself. Without serviceRequests the service answers but cannot see orders "
-    "already placed. Results need not be filtered by the server: the service filters by patient, code and "
-    "status itself."
+    "FHIR R4 only. Give the prefetch keys as templated (a resource, a searchset Bundle, or null for no data; "
+    "paged Bundles are followed on fhirServer), or give fhirServer (with fhirAuthorization unless the server "
+    "is open) so the service can run the same searches itself. Every search is narrowed as US Core servers "
+    "accept (Observation by patient and code). patient, observations (and observations2, ... when present), "
+    "conditions, procedures, reports and vitals are needed; serviceRequests, documents, medications and "
+    "medicationStatements are optional: without serviceRequests the cards cannot see orders already "
+    "placed, and missing documents or medications are stated on the cards. Results need not be filtered by "
+    "the server: the service filters by patient, code and status itself."
 )
 
-# serviceRequests only keeps the service from proposing an order that is already placed; without it the
-# answer is still right, so the call goes on. Every other key feeds a diagnosis: no answer without it.
-OPTIONAL_KEYS = frozenset({"serviceRequests"})
-STRATEGY = PrefetchStrategy.from_templates(PREFETCH_TEMPLATES, optional=OPTIONAL_KEYS)
+# The query plan of a service without a code map; a running service uses the plan of its code map
+# (strategy_for). Keys of the plan that are not required are answered without (OMIT).
+DEFAULT_PLAN = build_plan(Settings().code_map)
+OPTIONAL_KEYS = DEFAULT_PLAN.optional_keys
+# serviceRequests only keeps the service from proposing an order that is already placed.
+ORDER_KEYS = frozenset({"serviceRequests"})
+STRATEGY = PrefetchStrategy.from_plan(DEFAULT_PLAN)
 
 
-def describe() -> dict[str, Any]:
+def strategy_for(settings: Settings) -> PrefetchStrategy:
+    """The prefetch strategy of the settings' code map, built once per code map."""
+    if not settings.code_map:
+        return STRATEGY
+    return _strategy(build_plan(settings.code_map))
+
+
+@functools.cache
+def _strategy(plan: QueryPlan) -> PrefetchStrategy:
+    return PrefetchStrategy.from_plan(plan)
+
+
+def describe(settings: Settings | None = None) -> dict[str, Any]:
     """The service's entry in discovery (no optional field left empty)."""
     return {
         "hook": HOOK,
         "id": SERVICE_ID,
         "title": TITLE,
         "description": DESCRIPTION,
-        "prefetch": dict(PREFETCH_TEMPLATES),
+        "prefetch": strategy_for(settings or Settings()).templates,
         "usageRequirements": USAGE_REQUIREMENTS,
     }
 
@@ -61,10 +81,18 @@ class PatientViewCall:
     access_token: str | None
 
 
-def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.Evaluation:
-    """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it."""
+def handle(
+    call: PatientViewCall,
+    settings: Settings,
+    language: str,
+    on_unrecognised: Callable[[Counter[Coding]], None] | None = None,
+) -> engine.Evaluation:
+    """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it.
+
+    `on_unrecognised` receives the counts of the codings nothing recognised (site onboarding).
+    """
     started = time.monotonic()
-    gathered = STRATEGY.gather(
+    gathered = strategy_for(settings).gather(
         prefetch=call.prefetch,
         context=call.context,
         fhir_server=call.fhir_server,
@@ -72,13 +100,16 @@ def handle(call: PatientViewCall, settings: Settings, language: str) -> engine.E
         settings=settings,
     )
     gathered_at = time.monotonic()
+    if on_unrecognised is not None:
+        on_unrecognised(unrecognised_codings(gathered.resources, settings.code_map))
     evaluation = engine.evaluate(
         gathered.resources,
         call.patient_id,
         settings,
         language=language,
         data_cut=gathered.data_cut,
-        orders_unknown=any(key in OPTIONAL_KEYS for key in gathered.omitted),
+        orders_unknown=any(key in ORDER_KEYS for key in gathered.omitted),
+        reading_notes=gathered.notes,
     )
     log.info(
         "patient-view: %d resources (%s), gather %.0f ms, evaluate %.0f ms, topics %s%s",

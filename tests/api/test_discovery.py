@@ -10,13 +10,15 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service.api.app import StartupError, create_app
+from cds_service.facts.codemap import parse_code_map
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
 from cds_service.serve import ServeError, default_workers, gunicorn_options, run_server
 from cds_service.settings import ServerSettings, Settings, SettingsError
 
 SERVICE_ID = "osteoporosis-patient-view"
-# CDS Hooks 2.0 §Prefetch template: reference, token, date params, _count and _sort.
-TEMPLATE_PARAMS = {"patient", "status", "category", "code", "_count", "_sort"}
+# CDS Hooks 2.0 §Prefetch template: reference, token, date params, _count and _sort (type and intent are
+# token parameters of DocumentReference and MedicationRequest).
+TEMPLATE_PARAMS = {"patient", "status", "category", "code", "type", "intent", "_count", "_sort"}
 TOKEN = re.compile(r"\{\{([^{}]*)\}\}")
 VALID_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId"}
 
@@ -44,14 +46,20 @@ def test_discovery_has_no_null_or_empty_fields(client: FlaskClient) -> None:
 
 
 def test_prefetch_keys_are_stable(client: FlaskClient) -> None:
-    # Part of the outside contract: EHRs are configured with these keys.
-    assert list(service(client)["prefetch"]) == [
+    # Part of the outside contract: EHRs are configured with these keys. The contract only grows (issue 14).
+    assert list(service(client)["prefetch"])[:6] == [
         "patient",
         "observations",
         "conditions",
         "procedures",
         "reports",
         "serviceRequests",
+    ]
+    assert list(service(client)["prefetch"])[6:] == [
+        "vitals",
+        "documents",
+        "medications",
+        "medicationStatements",
     ]
     assert service(client)["prefetch"] == dict(PREFETCH_TEMPLATES)
 
@@ -72,11 +80,27 @@ def test_templates_are_valid_prefetch_queries(key: str) -> None:
     assert " " not in template and "|" not in template  # already a valid query string, nothing to escape
 
 
-@pytest.mark.parametrize("key", ["conditions", "procedures", "reports", "observations"])
+@pytest.mark.parametrize("key", ["conditions", "procedures", "reports"])
 def test_clinical_templates_are_not_narrowed_by_code(key: str) -> None:
     # CONTRACT.md: local and text-only codes are common in Chinese hospitals.
     names = [name for name, _ in parse_qsl(PREFETCH_TEMPLATES[key].partition("?")[2])]
     assert "code" not in names
+
+
+@pytest.mark.parametrize("key", ["observations", "vitals"])
+def test_observation_templates_are_narrowed_by_code(key: str) -> None:
+    # Issue 14 (changes the test above, which covered observations too): Epic refuses an Observation search
+    # without code or category, US Core promises patient+code.
+    names = [name for name, _ in parse_qsl(PREFETCH_TEMPLATES[key].partition("?")[2])]
+    assert "code" in names
+
+
+def test_discovery_shows_the_code_maps_codes(osteo_settings: Settings) -> None:
+    code_map = parse_code_map({"dxa-t-lumbar-spine": [{"system": "urn:local", "code": "YZ,T"}]})
+    client = create_app(osteo_settings.with_changes(code_map=code_map)).test_client()
+    observations = service(client)["prefetch"]["observations"]
+    assert observations.startswith(PREFETCH_TEMPLATES["observations"].removesuffix("&_count=200"))
+    assert ",YZ%5C%2CT&" in observations  # FHIR escapes the comma in a token, the URL the backslash
 
 
 def test_healthz(client: FlaskClient) -> None:

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cds_service.api import health, observability
 from cds_service.api.app import create_app
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
+from cds_service.hooks.patient_view import STRATEGY
 from cds_service.settings import Settings
 from tests.builders import patient, t_score
 from tests.conftest import FakeFhirServer
@@ -140,7 +141,10 @@ def test_a_hook_call_moves_the_counters(settings: Settings, fhir: FakeFhirServer
         "fhir": value("osteo_cds_fhir_requests_total", resource_type="Observation", outcome="ok"),
         "fhir_time": value("osteo_cds_fhir_request_duration_seconds_count", resource_type="Observation"),
     }
-    assert {key: after[key] - before[key] for key in before} == dict.fromkeys(before, 1.0)
+    # Observation is searched twice: bone density and vitals (query plan, issue 14)
+    observation_searches = float(sum(key.resource_type == "Observation" for key in STRATEGY.keys))
+    expected = dict.fromkeys(before, 1.0) | dict.fromkeys(("fhir", "fhir_time"), observation_searches)
+    assert {key: after[key] - before[key] for key in before} == expected
 
 
 def test_errors_and_unknown_routes_are_counted_under_closed_labels(client: FlaskClient) -> None:

