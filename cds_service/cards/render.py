@@ -213,23 +213,24 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
     for order in finding.orders:
         # Labels and notes in the card's language; the coding keeps LOINC's own display.
         order_words = texts["orders"][order.kind]
-        suggestions.append(
-            {
-                "label": order_words["label"],
-                "uuid": str(uuid.uuid4()),
-                "actions": [
-                    {
-                        "type": "create",
-                        "description": words["order_action"],
-                        "resource": service_request_resource(
-                            patient_id,
-                            finding,
-                            order,
-                            note=words["order_note"].format(rules=rules),
-                            order_note=order_words.get("note"),
-                        ),
-                    }
-                ],
-            }
-        )
+        suggestion: dict[str, Any] = {
+            "label": order_words["label"],
+            "uuid": str(uuid.uuid4()),
+            "actions": [
+                {
+                    "type": "create",
+                    "description": words["order_action"],
+                    "resource": service_request_resource(
+                        patient_id,
+                        finding,
+                        order,
+                        note=words["order_note"].format(rules=rules),
+                        order_note=order_words.get("note"),
+                    ),
+                }
+            ],
+        }
+        if order.recommended:
+            suggestion["isRecommended"] = True  # REC-CT-MRI: MRI first for the hip
+        suggestions.append(suggestion)
     return suggestions

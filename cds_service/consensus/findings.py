@@ -37,6 +37,7 @@ class OrderProposal:
 
     kind: ProposedOrder
     reason: str | None = None  # key of the card texts' order reasons
+    recommended: bool = False  # the suggestion the card marks isRecommended (e.g. MRI first for the hip)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Population, age_on, population_on
 from cds_service.facts.model import (
     Fracture,
+    ImagingExam,
     Measure,
     Modality,
     OrderKind,
@@ -25,10 +26,6 @@ SPINE_XR_ORDER = OrderProposal(ProposedOrder.SPINE_RADIOGRAPH, reason="REC-SPINE
 QCT_ORDER = OrderProposal(ProposedOrder.QCT_LUMBAR, reason="REC-QCT")
 DXA_ORDER = OrderProposal(ProposedOrder.DXA, reason="REC-BMD")
 FOREARM_ORDER = OrderProposal(ProposedOrder.FOREARM_DXA, reason="REC-FOREARM")
-CT_LUMBAR = OrderProposal(ProposedOrder.CT_LUMBAR, reason="REC-CT-MRI")
-MR_LUMBAR = OrderProposal(ProposedOrder.MR_LUMBAR, reason="REC-CT-MRI")
-CT_THORACIC = OrderProposal(ProposedOrder.CT_THORACIC, reason="REC-CT-MRI")
-MR_THORACIC = OrderProposal(ProposedOrder.MR_THORACIC, reason="REC-CT-MRI")
 
 
 def recommendations(
@@ -125,52 +122,105 @@ def ecf_check(
 def fracture_imaging(
     judgements: Sequence[FractureJudgement], facts: PatientFacts, clinical: ClinicalSettings, today: date
 ) -> Finding | None:
-    """REC-CT-MRI: a fracture uncertain on the report (FX-6) or possibly pathological (FX-8)."""
-    since = months_before(today, clinical.spine_imaging_lookback_months)
+    """REC-CT-MRI: a recent fracture uncertain on the report (FX-6) or possibly pathological (FX-8), not yet
+    answered by a later CT or MRI of its region."""
+    # REC-CT-MRI: due only while the doubtful report is recent (OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS, a choice).
+    since = months_before(today, clinical.doubtful_fracture_months)
     confirmed = [j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY]
+    doubts = [j for j in judgements if j.verdict in (Verdict.UNCERTAIN, Verdict.PATHOLOGICAL)]
     doubtful = [
         j
-        for j in judgements
-        if j.verdict in (Verdict.UNCERTAIN, Verdict.PATHOLOGICAL)
-        and (j.fracture.when is None or j.fracture.when >= since)
+        for j in doubts
+        if (j.fracture.when is None or j.fracture.when >= since)
         and not _confirmed_later(j, confirmed)
+        and not _answered_later(j.fracture, facts.imaging_exams, [d.fracture for d in doubts])
     ]
-    if not doubtful:
-        return None
-    rules = ["REC-CT-MRI"]
-    if any(j.verdict is Verdict.UNCERTAIN for j in doubtful):
-        rules.append("FX-6")
-    if any(j.verdict is Verdict.PATHOLOGICAL for j in doubtful):
-        rules.append("FX-8")
     orders: list[OrderProposal] = []
-    levels = [level for j in doubtful for level in j.fracture.vertebrae]
-    vertebral = any(j.fracture.site == "vertebra" for j in doubtful)
-    if vertebral and _has_open_order(facts, OrderKind.SPINE_CT_MR):
-        return None  # CT or MRI of the spine is already ordered
-    if vertebral:
-        if any(level.startswith("T") for level in levels):
-            orders.extend([CT_THORACIC, MR_THORACIC])
-        if not levels or any(level.startswith("L") for level in levels):
-            orders.extend([CT_LUMBAR, MR_LUMBAR])
+    for site in dict.fromkeys(site for j in doubtful for site in _order_sites(j.fracture)):
+        if not _has_open_order(facts, _SITE_ORDER_KINDS.get(site, OrderKind.SPINE_CT_MR)):
+            orders.extend(_site_orders(site, [j.fracture for j in doubtful]))
+    if not orders:
+        return None  # nothing doubtful, or CT/MRI of every doubtful region already ordered
+    rules = ["REC-CT-MRI"]
     notes = []
     if any(j.verdict is Verdict.UNCERTAIN for j in doubtful):
+        rules.append("FX-6")
         notes.append("fracture-uncertain")
     if any(j.verdict is Verdict.PATHOLOGICAL for j in doubtful):
+        rules.append("FX-8")
         notes.append("fracture-possibly-pathological")
-    if not vertebral:
-        notes.append("order-region-not-coded")
+    if any(o.kind in (ProposedOrder.CT_UNSPECIFIED, ProposedOrder.MR_UNSPECIFIED) for o in orders):
+        notes.append("order-region-unspecified")
     return Finding(
         topic="fracture-imaging-recommended",
         rules=tuple(rules),
         evidence=tuple(fracture_row(j.fracture) for j in doubtful),
         notes=tuple(notes),
-        settings=(
-            SettingUse(
-                "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", str(clinical.spine_imaging_lookback_months)
-            ),
-        ),
+        settings=(SettingUse("OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", str(clinical.doubtful_fracture_months)),),
         orders=tuple(orders),
     )
+
+
+# REC-CT-MRI, consensus 五.3: CT and MRI of each doubtful fracture's region (CT listed first, as the default).
+_SITE_ORDERS: dict[str, tuple[ProposedOrder, ProposedOrder]] = {
+    "thoracic": (ProposedOrder.CT_THORACIC, ProposedOrder.MR_THORACIC),
+    "lumbar": (ProposedOrder.CT_LUMBAR, ProposedOrder.MR_LUMBAR),
+    "hip": (ProposedOrder.CT_HIP, ProposedOrder.MR_HIP),
+    "distal-radius": (ProposedOrder.CT_WRIST, ProposedOrder.MR_WRIST),
+    "proximal-humerus": (ProposedOrder.CT_SHOULDER, ProposedOrder.MR_SHOULDER),
+    "pelvis": (ProposedOrder.CT_PELVIS, ProposedOrder.MR_PELVIS),
+    "rib": (ProposedOrder.CT_CHEST, ProposedOrder.MR_CHEST),
+}
+# A site without a verified regional code ("other", "unspecified"): the generic codes, region in the note.
+_UNSPECIFIED_ORDERS = (ProposedOrder.CT_UNSPECIFIED, ProposedOrder.MR_UNSPECIFIED)
+_SITE_ORDER_KINDS: dict[str, OrderKind] = {
+    "hip": OrderKind.HIP_CT_MR,
+    "distal-radius": OrderKind.WRIST_CT_MR,
+    "proximal-humerus": OrderKind.SHOULDER_CT_MR,
+    "pelvis": OrderKind.PELVIS_CT_MR,
+    "rib": OrderKind.CHEST_CT_MR,
+}
+
+
+def _order_sites(fracture: Fracture) -> tuple[str, ...]:
+    """The regions to image: the spine by level (thoracic, lumbar; lumbar when no level is named), else the
+    fracture's site."""
+    if fracture.site != "vertebra":
+        return (fracture.site,)
+    levels = fracture.vertebrae
+    sites = (("thoracic",) if any(v.startswith("T") for v in levels) else ()) + (
+        ("lumbar",) if not levels or any(v.startswith("L") for v in levels) else ()
+    )
+    return sites
+
+
+def _site_orders(site: str, doubtful: Sequence[Fracture]) -> list[OrderProposal]:
+    ct, mr = _SITE_ORDERS.get(site, _UNSPECIFIED_ORDERS)
+    if site == "hip" and not any(f.site == "hip" and f.advised == {"ct"} for f in doubtful):
+        # MRI first for the hip: the more sensitive for an occult fracture, unless the report advises CT.
+        return [
+            OrderProposal(mr, reason="REC-CT-MRI", recommended=True),
+            OrderProposal(ct, reason="REC-CT-MRI"),
+        ]
+    return [OrderProposal(ct, reason="REC-CT-MRI"), OrderProposal(mr, reason="REC-CT-MRI")]
+
+
+def _answered_later(doubtful: Fracture, exams: Sequence[ImagingExam], doubts: Sequence[Fracture]) -> bool:
+    """REC-CT-MRI: CT or MRI of the doubtful fracture's regions after it answers the doubt (no fracture, or a
+    confirmed one), unless that study is itself doubtful about a fracture there."""
+    unanswered = set(_order_sites(doubtful))
+    if doubtful.site == "vertebra" and not doubtful.vertebrae:
+        unanswered = {"spine"}  # no level named: CT or MRI of either part of the spine answers it
+    for exam in exams:
+        if not exam.cross_sectional or exam.source == doubtful.source or exam.when is None:
+            continue
+        if doubtful.when is not None and exam.when < doubtful.when:
+            continue
+        shown = set(exam.regions) | ({"spine"} if exam.regions & {"thoracic", "lumbar"} else set())
+        if any(d.source == exam.source and set(_order_sites(d)) & shown for d in doubts):
+            continue  # the CT/MRI is doubtful there too: the question stays open
+        unanswered -= shown
+    return not unanswered
 
 
 def _confirmed_later(judgement: FractureJudgement, confirmed: Sequence[Fracture]) -> bool:

@@ -55,6 +55,7 @@ class _Cues:
     modalities: tuple[tuple[str, re.Pattern[str]], ...]
     regions: tuple[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, frozenset[str]], ...]
     spine_word: re.Pattern[str]
+    advice: re.Pattern[str]
 
 
 def _cues_file() -> Path:
@@ -103,8 +104,9 @@ def _cues() -> _Cues:
             )
         )
     spine_word = _pattern(list(data["spine_words"]), capitals)
-    assert spine_word is not None
-    return _Cues(tuple(modalities), tuple(regions), spine_word)
+    advice = _pattern(list(data["advice_words"]), capitals)
+    assert spine_word is not None and advice is not None
+    return _Cues(tuple(modalities), tuple(regions), spine_word, advice)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,3 +133,17 @@ def read_exam_name(text: str) -> ExamName:
     if VFA in modalities:
         regions |= SPINE_PARTS  # a VFA images the thoracic and lumbar spine
     return ExamName(frozenset(modalities), frozenset(regions))
+
+
+_SENTENCE_END = re.compile(r"[。；;！!\n]|\.(?:\s|$)")
+
+
+def advised_modalities(conclusion: str) -> frozenset[str]:
+    """CT or MRI that a report's conclusion itself advises ("建议CT进一步检查"), each sentence read apart."""
+    advice = _cues().advice
+    advised: set[str] = set()
+    for sentence in _SENTENCE_END.split(conclusion):
+        found = advice.search(sentence)
+        if found is not None:
+            advised |= read_exam_name(sentence[found.end() :]).modalities & {CT, MR}
+    return frozenset(advised)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from cds_service.facts.codemap import CodeMap
-from cds_service.facts.exam_names import RADIOGRAPH, VFA, read_exam_name
+from cds_service.facts.exam_names import BONE_DENSITY, RADIOGRAPH, VFA, advised_modalities, read_exam_name
 from cds_service.facts.fhirpath import codings
 from cds_service.facts.levels import vertebra_levels
-from cds_service.facts.model import Fracture, ImagingReport, PatientFacts, ReportFinding, SpineImaging
+from cds_service.facts.model import (
+    Fracture,
+    ImagingExam,
+    ImagingReport,
+    PatientFacts,
+    ReportFinding,
+    SpineImaging,
+)
 from cds_service.facts.report_text import FractureMention, read_report
 from cds_service.facts.valuesets import (
     BMD_STUDY_LOINC,
@@ -16,6 +24,7 @@ from cds_service.facts.valuesets import (
     ICD10_SYSTEMS,
     IMAGING_CATEGORY_CODES,
     IMAGING_REPORT_LOINC,
+    IMAGING_STUDIES,
     LOINC,
     RADIOGRAPH_LOINC,
     SNOMED,
@@ -69,6 +78,7 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         parts = frozenset() if bmd_study and not _is_vfa(report) else _spine_parts(report, spine_concept)
         if parts:
             facts.spine_imaging.append(SpineImaging(report.when, parts, report.source))
+        facts.imaging_exams.append(_exam(report, parts, bmd_study))
         radiograph = not bmd_study and _is_radiograph(report)
         for code_fracture in (
             fracture_from_condition_codes({"coding": [{"system": s, "code": c}]})
@@ -80,10 +90,10 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         if not report.conclusion:
             continue
         reading = read_report(report.conclusion)
+        advised = advised_modalities(report.conclusion) if reading.fractures else frozenset()
         for mention in reading.fractures:
-            facts.fractures.append(
-                fracture_from_mention(mention, report.when, report.source, quote=mention.quote)
-            )
+            fracture = fracture_from_mention(mention, report.when, report.source, quote=mention.quote)
+            facts.fractures.append(replace(fracture, advised=advised) if advised else fracture)
         for finding in reading.findings:
             if finding.kind == "linear-uptake-band":
                 band = _uptake_band_fracture(finding.quote, report)
@@ -206,6 +216,21 @@ def _is_radiograph(report: ImagingReport) -> bool:
     if any(s == LOINC and c in RADIOGRAPH_LOINC for s, c in report.codes) or "RX" in report.category_codes:
         return True
     return RADIOGRAPH in read_exam_name(report.code_text).modalities
+
+
+def _exam(report: ImagingReport, spine_parts: frozenset[str], bmd_study: bool) -> ImagingExam:
+    """The study of a report: its modalities and regions, by its LOINC code and by its name."""
+    name = read_exam_name(report.code_text)
+    modalities = set(name.modalities)
+    regions = set(name.regions) | spine_parts
+    for system, code in report.codes:
+        study = IMAGING_STUDIES.get(code) if system == LOINC else None
+        if study is not None and study.modality is not None:
+            modalities.add(study.modality)
+            regions |= study.regions
+    if bmd_study:
+        modalities = (modalities & {VFA}) | {BONE_DENSITY}  # a DXA/QCT report is no CT of the region
+    return ImagingExam(report.when, report.source, frozenset(modalities), frozenset(regions))
 
 
 def _spine_parts(report: ImagingReport, spine_concept: bool) -> frozenset[str]:

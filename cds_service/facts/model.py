@@ -111,6 +111,12 @@ class OrderKind(StrEnum):
     BMD = "bmd"  # any bone-density measurement (REC-BMD)
     QCT = "qct"  # (REC-QCT)
     FOREARM_DXA = "forearm-dxa"  # (REC-FOREARM)
+    # CT or MRI of a non-spine fracture site (REC-CT-MRI)
+    HIP_CT_MR = "hip-ct-mr"
+    WRIST_CT_MR = "wrist-ct-mr"
+    SHOULDER_CT_MR = "shoulder-ct-mr"
+    PELVIS_CT_MR = "pelvis-ct-mr"
+    CHEST_CT_MR = "chest-ct-mr"
 
 
 class ProposedOrder(StrEnum):
@@ -124,6 +130,19 @@ class ProposedOrder(StrEnum):
     MR_THORACIC = "mr-thoracic"
     CT_LUMBAR = "ct-lumbar"
     MR_LUMBAR = "mr-lumbar"
+    # REC-CT-MRI, consensus 五.3: CT and MRI of the usual non-spine fracture sites
+    CT_HIP = "ct-hip"
+    MR_HIP = "mr-hip"
+    CT_WRIST = "ct-wrist"
+    MR_WRIST = "mr-wrist"
+    CT_SHOULDER = "ct-shoulder"
+    MR_SHOULDER = "mr-shoulder"
+    CT_PELVIS = "ct-pelvis"
+    MR_PELVIS = "mr-pelvis"
+    CT_CHEST = "ct-chest"
+    MR_CHEST = "mr-chest"
+    CT_UNSPECIFIED = "ct-unspecified"  # a non-spine site with no regional code: the region goes in the note
+    MR_UNSPECIFIED = "mr-unspecified"
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,7 @@ class PatientFacts:
     reports: list[ImagingReport] = field(default_factory=list)
     fractures: list[Fracture] = field(default_factory=list)
     spine_imaging: list[SpineImaging] = field(default_factory=list)
+    imaging_exams: list[ImagingExam] = field(default_factory=list)
     report_findings: list[ReportFinding] = field(default_factory=list)
     bmd_study_dates: list[date] = field(default_factory=list)  # DXA/QCT reports (REC-BMD: a BMD on record)
     open_orders: list[OpenOrder] = field(default_factory=list)
@@ -180,6 +200,7 @@ class Fracture:
     quote: str | None = None
     from_condition: bool = False
     display: str | None = None
+    advised: frozenset[str] = frozenset()  # "ct" | "mr": what the report itself advises (REC-CT-MRI)
 
 
 @dataclass(frozen=True)
@@ -202,3 +223,20 @@ class ReportFinding:
     quote: str
     radiograph: bool
     spine: bool
+
+
+@dataclass(frozen=True)
+class ImagingExam:
+    """An imaging report's study (REC-CT-MRI): its modalities and the regions it shows."""
+
+    when: date | None
+    source: str
+    modalities: frozenset[str]  # "ct" | "mr" | "radiograph" | "nuclear" | "vfa" | "scout" | "bone-density"
+    # Named as fracture sites: "thoracic", "lumbar" (the spine), "hip", "pelvis", "distal-radius",
+    # "proximal-humerus", "rib".
+    regions: frozenset[str]
+
+    @property
+    def cross_sectional(self) -> bool:
+        """A diagnostic CT or MRI: what answers a doubtful fracture (REC-CT-MRI)."""
+        return bool({"ct", "mr"} & self.modalities)

@@ -327,6 +327,13 @@ CT_THORACIC_SPINE = "24978-9"
 MR_THORACIC_SPINE = "24980-5"
 DXA_STUDY = "38268-9"  # DXA Skeletal system Views for bone density
 QCT_AXIAL_STUDY = "95925-4"  # CT Skeletal system.axial Multisection for bone density
+# REC-CT-MRI, non-spine sites: verified in VSAC 198.12.1034 (see IMAGING_STUDIES below).
+CT_HIP, MR_HIP = "36014-9", "36013-1"  # CT Hip; MR Hip
+CT_WRIST, MR_WRIST = "37428-0", "25033-2"  # CT Wrist; MR Wrist
+CT_SHOULDER, MR_SHOULDER = "36062-8", "24905-2"  # CT Shoulder; MR Shoulder
+CT_PELVIS, MR_PELVIS = "24865-8", "24867-4"  # CT Pelvis; MR Pelvis
+CT_CHEST, MR_CHEST = "24627-2", "24629-8"  # CT Chest; MR Chest
+CT_UNSPECIFIED, MR_UNSPECIFIED = "25045-6", "25056-3"  # CT / MR Unspecified body region
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,8 @@ class ImagingStudy:
     report: bool = True  # a DiagnosticReport with this code is an imaging report
     # An active/draft order with this code already is one of these (no duplicate is proposed).
     order_kinds: frozenset[OrderKind] = frozenset()
+    modality: str | None = None  # "ct" | "mr": a CT or MRI answers a doubtful fracture there (REC-CT-MRI)
+    regions: frozenset[str] = frozenset()  # the non-spine fracture sites it shows (REC-CT-MRI)
 
 
 _T, _L = frozenset({"thoracic"}), frozenset({"lumbar"})
@@ -347,6 +356,13 @@ _SPINE_XR_ORDER = frozenset({OrderKind.SPINE_IMAGING})
 _SPINE_CT_MR_ORDER = frozenset({OrderKind.SPINE_CT_MR})
 _BMD_ORDER = frozenset({OrderKind.BMD})
 _QCT_ORDER = frozenset({OrderKind.BMD, OrderKind.QCT})
+_HIP, _WRIST, _SHOULDER = frozenset({"hip"}), frozenset({"distal-radius"}), frozenset({"proximal-humerus"})
+_PELVIS, _CHEST = frozenset({"pelvis", "hip"}), frozenset({"rib"})
+_HIP_CT_MR_ORDER = frozenset({OrderKind.HIP_CT_MR})
+_WRIST_CT_MR_ORDER = frozenset({OrderKind.WRIST_CT_MR})
+_SHOULDER_CT_MR_ORDER = frozenset({OrderKind.SHOULDER_CT_MR})
+_PELVIS_CT_MR_ORDER = frozenset({OrderKind.PELVIS_CT_MR, OrderKind.HIP_CT_MR})
+_CHEST_CT_MR_ORDER = frozenset({OrderKind.CHEST_CT_MR})
 
 IMAGING_STUDIES: dict[str, ImagingStudy] = {
     # radiographs of the spine
@@ -366,15 +382,30 @@ IMAGING_STUDIES: dict[str, ImagingStudy] = {
     "39367-8": ImagingStudy(spine=_TL, radiograph=True),
     "24930-0": ImagingStudy(spine=_TL, radiograph=True),
     # CT and MRI of the spine
-    CT_THORACIC_SPINE: ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
-    "30597-9": ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
-    MR_THORACIC_SPINE: ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
-    "36532-0": ImagingStudy(spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
-    CT_LUMBAR_SPINE: ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
-    "30620-9": ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
-    MR_LUMBAR_SPINE: ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
-    "30679-5": ImagingStudy(spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
-    "30854-4": ImagingStudy(spine=_TL, order_kinds=_SPINE_CT_MR_ORDER),
+    CT_THORACIC_SPINE: ImagingStudy(modality="ct", spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    "30597-9": ImagingStudy(modality="ct", spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    MR_THORACIC_SPINE: ImagingStudy(modality="mr", spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    "36532-0": ImagingStudy(modality="mr", spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    CT_LUMBAR_SPINE: ImagingStudy(modality="ct", spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30620-9": ImagingStudy(modality="ct", spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    MR_LUMBAR_SPINE: ImagingStudy(modality="mr", spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30679-5": ImagingStudy(modality="mr", spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
+    "30854-4": ImagingStudy(modality="mr", spine=_TL, order_kinds=_SPINE_CT_MR_ORDER),
+    # CT and MRI of the usual non-spine fracture sites (REC-CT-MRI, consensus 五.3). Verified in the VSAC
+    # "XRay Study" expansion 2.16.840.1.113883.3.464.1003.198.12.1034 (cqframework/ecqm-content-qicore-2024
+    # @9ebd48f input/vocabulary/valueset/external/, LOINC 2.76), the source codes.md D gives for the spine
+    # CT/MR codes above; the displays are LOINC's own as listed there.
+    CT_HIP: ImagingStudy(modality="ct", regions=_HIP, order_kinds=_HIP_CT_MR_ORDER),  # CT Hip
+    MR_HIP: ImagingStudy(modality="mr", regions=_HIP, order_kinds=_HIP_CT_MR_ORDER),  # MR Hip
+    CT_WRIST: ImagingStudy(modality="ct", regions=_WRIST, order_kinds=_WRIST_CT_MR_ORDER),  # CT Wrist
+    MR_WRIST: ImagingStudy(modality="mr", regions=_WRIST, order_kinds=_WRIST_CT_MR_ORDER),  # MR Wrist
+    CT_SHOULDER: ImagingStudy(modality="ct", regions=_SHOULDER, order_kinds=_SHOULDER_CT_MR_ORDER),
+    MR_SHOULDER: ImagingStudy(modality="mr", regions=_SHOULDER, order_kinds=_SHOULDER_CT_MR_ORDER),
+    # A pelvis CT/MRI shows both hips (cues/exam-names.toml says the same of the names).
+    CT_PELVIS: ImagingStudy(modality="ct", regions=_PELVIS, order_kinds=_PELVIS_CT_MR_ORDER),
+    MR_PELVIS: ImagingStudy(modality="mr", regions=_PELVIS, order_kinds=_PELVIS_CT_MR_ORDER),
+    CT_CHEST: ImagingStudy(modality="ct", regions=_CHEST, order_kinds=_CHEST_CT_MR_ORDER),  # ribs
+    MR_CHEST: ImagingStudy(modality="mr", regions=_CHEST, order_kinds=_CHEST_CT_MR_ORDER),
     # other radiographs read for fractures and bone loss: hip, radius-ulna, wrist, humerus, calcaneus
     "24762-7": ImagingStudy(radiograph=True),
     "24891-4": ImagingStudy(radiograph=True),
@@ -446,6 +477,18 @@ PROPOSED_ORDERS: dict[ProposedOrder, OrderCoding] = {
     ProposedOrder.MR_LUMBAR: OrderCoding(MR_LUMBAR_SPINE, "MR Lumbar spine"),
     ProposedOrder.CT_THORACIC: OrderCoding(CT_THORACIC_SPINE, "CT Thoracic spine"),
     ProposedOrder.MR_THORACIC: OrderCoding(MR_THORACIC_SPINE, "MR Thoracic spine"),
+    ProposedOrder.CT_HIP: OrderCoding(CT_HIP, "CT Hip"),
+    ProposedOrder.MR_HIP: OrderCoding(MR_HIP, "MR Hip"),
+    ProposedOrder.CT_WRIST: OrderCoding(CT_WRIST, "CT Wrist"),
+    ProposedOrder.MR_WRIST: OrderCoding(MR_WRIST, "MR Wrist"),
+    ProposedOrder.CT_SHOULDER: OrderCoding(CT_SHOULDER, "CT Shoulder"),
+    ProposedOrder.MR_SHOULDER: OrderCoding(MR_SHOULDER, "MR Shoulder"),
+    ProposedOrder.CT_PELVIS: OrderCoding(CT_PELVIS, "CT Pelvis"),
+    ProposedOrder.MR_PELVIS: OrderCoding(MR_PELVIS, "MR Pelvis"),
+    ProposedOrder.CT_CHEST: OrderCoding(CT_CHEST, "CT Chest"),
+    ProposedOrder.MR_CHEST: OrderCoding(MR_CHEST, "MR Chest"),
+    ProposedOrder.CT_UNSPECIFIED: OrderCoding(CT_UNSPECIFIED, "CT Unspecified body region"),
+    ProposedOrder.MR_UNSPECIFIED: OrderCoding(MR_UNSPECIFIED, "MR Unspecified body region"),
 }
 
 # codes.md C: the Condition a diagnosis card suggests. M81.0 is written with the -CM system on purpose: in

@@ -7,7 +7,7 @@ from typing import Any
 from cds_service.settings import Settings
 from tests.builders import born, card_topics, evaluate_resources, patient, topic_of
 
-DAY = "2025-05-10"
+DAY = "2026-07-10"  # within the 6-month doubtful-fracture window of REC-CT-MRI
 MAN_70 = patient(gender="male", birth_date=born(70, on=DAY))
 DOUBTFUL = {
     "resourceType": "DiagnosticReport",

@@ -42,6 +42,7 @@ Resource = dict[str, Any]
 
 NOW = TODAY.isoformat()
 RECENT = "2025-06-01"
+DOUBT_DAY = "2026-07-10"  # a doubtful fracture asks for CT/MRI for 6 months (REC-CT-MRI)
 SETTINGS = make_settings(
     code_map=parse_code_map(
         {
@@ -122,7 +123,7 @@ SCENARIOS: dict[str, tuple[list[Resource], str]] = {
         "osteoporosis-fracture",
     ),
     "fracture-imaging-recommended": (
-        [HIP_FRACTURE, diagnostic_report("L1椎体压缩骨折可能")],
+        [HIP_FRACTURE, diagnostic_report("L1椎体压缩骨折可能", when=DOUBT_DAY)],
         "osteoporosis-fracture",
     ),
 }
@@ -182,7 +183,7 @@ def test_deceased_boolean_false_is_alive() -> None:
 
 
 def test_deceased_patient_gets_no_fracture_imaging_card_for_a_non_vertebral_site() -> None:
-    resources = [HIP_FRACTURE, diagnostic_report("右肱骨近端骨折可能", loinc=XR_HUMERUS)]
+    resources = [HIP_FRACTURE, diagnostic_report("右肱骨近端骨折可能", loinc=XR_HUMERUS, when=DOUBT_DAY)]
     assert "fracture-imaging-recommended" in _topics([old_man(), *resources])
     assert "fracture-imaging-recommended" not in _topics([old_man(deceased=True), *resources])
 

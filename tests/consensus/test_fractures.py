@@ -37,7 +37,7 @@ from tests.builders import (
 Resource = dict[str, Any]
 
 ICD10_CN = "http://hl7.org/fhir/sid/icd-10-cn"
-FRACTURE_DAY = "2025-05-10"  # within the 36-month look-back of REC-CT-MRI and FX-4 (TODAY 2026-11-25)
+FRACTURE_DAY = "2026-07-10"  # within REC-CT-MRI's 6 months and FX-4's 36-month look-back (TODAY 2026-11-25)
 OLD_MAN = patient(gender="male", birth_date=born(70, on=FRACTURE_DAY))  # POP-1 without any assumption
 GENANT_CODE = (LOCAL, "GENANT")
 # LOCAL_MAP of tests/builders.py has no genant-grade concept: the same hospital's map with it.
@@ -372,46 +372,57 @@ def test_fx6_certain_wording_counts(text: str) -> None:
 
 def test_fx6_uncertain_fracture_confirmed_later_needs_no_more_imaging() -> None:
     findings = _findings(
-        diagnostic_report("L1椎体压缩骨折可能", when="2025-05-10"),
-        diagnostic_report("MRI：L1椎体压缩骨折", when="2025-05-20"),
+        diagnostic_report("L1椎体压缩骨折可能", when="2026-07-10"),
+        diagnostic_report("MRI：L1椎体压缩骨折", when="2026-07-20"),
     )
     assert diagnosis_of(findings) is not None
     assert "fracture-imaging-recommended" not in _topics(findings)
 
 
 @pytest.mark.parametrize(
-    ("text", "when", "topic"),
+    ("text", "when", "topic", "setting"),
     [
+        # REC-CT-MRI: due only while the doubtful report is recent, OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS (6, a
+        # choice); it was the 36-month spine-imaging look-back before issue 13.
         pytest.param(
             "L1椎体压缩骨折可能",
-            "2023-11-25",
+            "2026-05-25",
             "fracture-imaging-recommended",
-            id="REC-CT-MRI 36 months ago: card",
+            ("OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", "6"),
+            id="REC-CT-MRI 6 months ago (boundary): card",
         ),
         pytest.param(
-            "L1椎体压缩骨折可能", "2023-10-25", None, id="REC-CT-MRI 37 months ago: no card (look-back)"
+            "L1椎体压缩骨折可能",
+            "2026-04-25",
+            None,
+            None,
+            id="REC-CT-MRI 7 months ago: no card (doubtful-fracture window)",
         ),
         pytest.param(
             "L1椎体Genant 2度压缩骨折",
             "2023-11-25",
             "vertebral-fracture-ecf-check",
+            ("OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", "36"),
             id="FX-4 36 months ago: check",
         ),
         pytest.param(
-            "L1椎体Genant 2度压缩骨折", "2023-10-25", None, id="FX-4 37 months ago: no check (look-back)"
+            "L1椎体Genant 2度压缩骨折",
+            "2023-10-25",
+            None,
+            None,
+            id="FX-4 37 months ago: no check (look-back)",
         ),
     ],
 )
-def test_imaging_follow_up_only_for_reports_in_the_spine_imaging_look_back(
-    text: str, when: str, topic: str | None
+def test_imaging_follow_up_only_for_recent_reports(
+    text: str, when: str, topic: str | None, setting: tuple[str, str] | None
 ) -> None:
-    # A choice of the code: the follow-up cards read reports within OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS.
     findings = _findings(diagnostic_report(text, when=when))
     follow_up = {"fracture-imaging-recommended", "vertebral-fracture-ecf-check"} & set(_topics(findings))
     assert follow_up == ({topic} if topic else set())
-    if topic:
+    if topic and setting:
         settings = {s.name: s.value for s in _finding(findings, topic).settings}
-        assert settings["OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS"] == "36"
+        assert settings[setting[0]] == setting[1]
 
 
 # --- FX-8: pathological fractures --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from tests.builders import (
 )
 
 Resource = dict[str, Any]
-DAY = "2025-05-10"
+DAY = "2026-07-10"  # within the 6-month doubtful-fracture window of REC-CT-MRI
 WOMAN_68 = patient(gender="female", birth_date=born(68, on=DAY))
 MAN_70 = patient(gender="male", birth_date=born(70, on=DAY))
 

@@ -99,8 +99,12 @@ ORDER_CODES_BY_TOPIC: dict[str, frozenset[str]] = {
     "qct-recommended": frozenset({"95925-4"}),
     "bmd-measurement-recommended": frozenset({"38268-9", "95925-4"}),
     "forearm-dxa-recommended": frozenset({"38268-9"}),
+    # CONTRACT.md: CT or MR of the region. Non-spine regions (issue 13): hip, wrist, shoulder, pelvis, chest
+    # (ribs), and the generic CT/MR of an unspecified region.
     "fracture-imaging-recommended": frozenset(
         {"24963-1", "24968-0", "24978-9", "24980-5", "30620-9", "30679-5"}
+        | {"36014-9", "36013-1", "37428-0", "25033-2", "36062-8", "24905-2", "24865-8", "24867-4"}
+        | {"24627-2", "24629-8", "25045-6", "25056-3"}
     ),
 }
 BODY_SITE_BY_TOPIC = {"qct-recommended": "122496007", "forearm-dxa-recommended": "75129005"}
