@@ -196,13 +196,15 @@ def _order_sites(fracture: Fracture) -> tuple[str, ...]:
 
 def _site_orders(site: str, doubtful: Sequence[Fracture]) -> list[OrderProposal]:
     ct, mr = _SITE_ORDERS.get(site, _UNSPECIFIED_ORDERS)
-    if site == "hip" and not any(f.site == "hip" and f.advised == {"ct"} for f in doubtful):
-        # MRI first for the hip: the more sensitive for an occult fracture, unless the report advises CT.
+    if site != "hip":
+        return [OrderProposal(ct, reason="REC-CT-MRI"), OrderProposal(mr, reason="REC-CT-MRI")]
+    # The hip: MRI first (the more sensitive for an occult fracture), unless the report itself advises CT.
+    if any(f.site == "hip" and f.advised == {"ct"} for f in doubtful):
         return [
-            OrderProposal(mr, reason="REC-CT-MRI", recommended=True),
-            OrderProposal(ct, reason="REC-CT-MRI"),
+            OrderProposal(ct, reason="REC-CT-MRI", recommended=True),
+            OrderProposal(mr, reason="REC-CT-MRI"),
         ]
-    return [OrderProposal(ct, reason="REC-CT-MRI"), OrderProposal(mr, reason="REC-CT-MRI")]
+    return [OrderProposal(mr, reason="REC-CT-MRI", recommended=True), OrderProposal(ct, reason="REC-CT-MRI")]
 
 
 def _answered_later(doubtful: Fracture, exams: Sequence[ImagingExam], doubts: Sequence[Fracture]) -> bool:

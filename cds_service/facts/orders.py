@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cds_service.facts.exam_names import SPINE_PARTS, read_exam_name
 from cds_service.facts.model import OpenOrder, OrderKind, Region
 from cds_service.facts.valuesets import BODY_SITE_REGIONS, DXA_STUDY, IMAGING_STUDIES
 
-# Orders that image both the thoracic and the lumbar spine (REC-SPINE-XR is not met by one of them alone).
-_BOTH_SPINE_WORDS = (
-    "胸腰椎",
-    "胸腰段",
-    "全脊柱",
-    "thoracolumbar",
-    "thoraco-lumbar",
-    "thoracic and lumbar",
-    "whole spine",
-)
-# Any spine region, for CT/MRI orders of a doubtful vertebral fracture.
-_ANY_SPINE_WORDS = ("胸腰椎", "胸椎", "腰椎", "spine", "脊柱")
-_CT_MR_WORDS = ("ct", "mri", "mr ", "磁共振", "核磁")
-# A bone-density order names the lumbar spine (腰椎QCT) but is not spine imaging (REC-SPINE-XR).
-_BMD_WORDS = ("骨密度", "dxa", "dexa", "qct", "定量ct", "bone density", "densitometry")
+# An order's text is read as an exam name (cues/exam-names.toml): whole words, so "Lactate" is no CT and
+# "Doctor note: thoracic and lumbar back pain" no spine imaging.
 _QCT_WORDS = ("qct", "定量ct")
-_FOREARM_WORDS = ("forearm", "前臂", "桡骨", "radius")
 _FOREARM_SITES = frozenset(code for code, region in BODY_SITE_REGIONS.items() if region is Region.FOREARM)
+# CT or MRI of a non-spine region (REC-CT-MRI); a pelvis study shows the hips (its regions say so).
+_CT_MR_REGION_KINDS = {
+    "hip": OrderKind.HIP_CT_MR,
+    "distal-radius": OrderKind.WRIST_CT_MR,
+    "proximal-humerus": OrderKind.SHOULDER_CT_MR,
+    "pelvis": OrderKind.PELVIS_CT_MR,
+    "rib": OrderKind.CHEST_CT_MR,
+}
 
 
 def with_kinds(order: OpenOrder) -> OpenOrder:
@@ -40,20 +35,17 @@ def order_kinds(order: OpenOrder) -> frozenset[OrderKind]:
             kinds |= IMAGING_STUDIES[code].order_kinds
     if DXA_STUDY in codes and _FOREARM_SITES & set(order.body_sites):
         kinds.add(OrderKind.FOREARM_DXA)  # the order the forearm card would propose
-    text = f" {order.text.lower()} "
-    bmd = _any(text, _BMD_WORDS)
-    if bmd:
+    exam = read_exam_name(order.text)
+    if exam.bone_density:
         kinds.add(OrderKind.BMD)
-    if _any(text, _QCT_WORDS):
-        kinds.add(OrderKind.QCT)
-    if _any(text, _FOREARM_WORDS):
+        if any(word in order.text.lower() for word in _QCT_WORDS):
+            kinds.add(OrderKind.QCT)
+    if "distal-radius" in exam.regions and (exam.bone_density or not exam.imaging):
         kinds.add(OrderKind.FOREARM_DXA)
-    if not bmd and _any(text, _BOTH_SPINE_WORDS):
+    if not exam.bone_density and exam.spine_parts >= SPINE_PARTS:
         kinds.add(OrderKind.SPINE_IMAGING)
-    if not bmd and _any(text, _CT_MR_WORDS) and _any(text, _ANY_SPINE_WORDS):
+    if exam.cross_sectional and exam.spine_parts:
         kinds.add(OrderKind.SPINE_CT_MR)
+    if exam.cross_sectional:
+        kinds |= {kind for region, kind in _CT_MR_REGION_KINDS.items() if region in exam.regions}
     return frozenset(kinds)
-
-
-def _any(text: str, words: tuple[str, ...]) -> bool:
-    return any(word in text for word in words)
