@@ -287,6 +287,22 @@ HEIGHT_CUE_GAP: Final = 16
 # Sites (FX-1), from the cue file; posterior elements are site "other", never a vertebral body.
 _POSTERIOR: Final = "posterior-element"
 _SITE_RE, _SITE_NAMES = _combined([(alternation(e["phrases"]), e["site"]) for e in _CUES["site"]], "s")
+_KNOWN_SITES: Final = frozenset(
+    {
+        SITE_VERTEBRA,
+        SITE_HIP,
+        SITE_DISTAL_RADIUS,
+        SITE_PROXIMAL_HUMERUS,
+        SITE_RIB,
+        SITE_PELVIS,
+        SITE_OTHER,
+        _POSTERIOR,
+    }
+)
+if not set(_SITE_NAMES.values()) <= _KNOWN_SITES:
+    raise ValueError(
+        f"cues/report-text.toml: unknown site in {sorted(set(_SITE_NAMES.values()) - _KNOWN_SITES)}"
+    )
 
 # Vertebral levels: T12, L1, 胸12, 腰1, 第1腰椎, lists and ranges (L1-3, T12-L2, 第1、2腰椎).
 _LEVEL_PREFIX: Final = {"c": "C", "t": "T", "l": "L", "颈": "C", "胸": "T", "腰": "L"}

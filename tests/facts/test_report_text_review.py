@@ -7,10 +7,12 @@ specification of what the words must do.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from cds_service.facts.cues import alternation, cue_table
 from cds_service.facts.report_text import read_report
 from tests.builders import condition, diagnosis_of, findings_of, patient
 from tests.facts.test_report_text import assert_fractures, fx, v
@@ -621,3 +623,36 @@ def test_review_sentences(text: str, expected: list[dict[str, Any]]) -> None:
 @pytest.mark.parametrize("text", PATHOLOGY_EXCLUDED_ALONE + SHAPES_NOT_FRACTURES)
 def test_review_sentences_yield_no_fracture(text: str) -> None:
     assert read_report(text).fractures == ()
+
+
+# --------------------------------------------------------------------------------------------------
+# The cue file is data a radiologist edits: a phrase that could make the reader super-linear is refused.
+
+
+@pytest.mark.parametrize(
+    ("phrase", "refused"),
+    [
+        pytest.param("骨折+", True, id="cues unbounded + is refused"),
+        pytest.param("(?:压缩)*骨折", True, id="cues unbounded * is refused"),
+        pytest.param("", True, id="cues an empty phrase is refused"),
+        pytest.param(r"高度[^,;。]{0,6}?减低", False, id="cues bounded repetition is kept"),
+        pytest.param(r"[*+]\s?骨折", False, id="cues * and + inside a character class are characters"),
+        pytest.param(r"t2\*", False, id="cues an escaped * is a character"),
+    ],
+)
+def test_cue_phrases_must_stay_bounded(phrase: str, refused: bool) -> None:
+    if refused:
+        with pytest.raises(ValueError):
+            alternation([phrase])
+    else:
+        assert alternation([phrase]) == phrase
+
+
+def test_every_cue_phrase_of_the_shipped_file_compiles_alone() -> None:
+    table = cue_table("report-text")
+    entries = [*table["hit"], *table["cue"], *table["site"]]
+    phrases = [p for e in entries for p in e["phrases"]]
+    phrases += [p for words in (*table["words"].values(), *table["levels"].values()) for p in words]
+    assert len(phrases) > 400
+    for phrase in phrases:
+        re.compile(alternation([phrase]))
