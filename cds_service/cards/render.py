@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, __version__
+from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, RULESET_REVISION, __version__
 from cds_service.cards.markdown import escape_markdown
 from cds_service.cards.numbers import faithful
 from cds_service.cards.resources import condition_resource, service_request_resource
@@ -155,7 +155,12 @@ def _detail(
         if len(notes) > 50:
             lines.append(f"- … (+{len(notes) - 50})")
         parts.append(f"**{meta['data_notes_heading']}**\n\n{meta['data_notes_intro']}\n\n" + "\n".join(lines))
-    parts.append("---\n" + meta["version_line"].format(version=__version__, reference=CONSENSUS_REFERENCE))
+    parts.append(
+        "---\n"
+        + meta["version_line"].format(
+            version=__version__, ruleset=RULESET_REVISION, reference=CONSENSUS_REFERENCE
+        )
+    )
     return "\n\n".join(parts)
 
 
