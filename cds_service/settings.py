@@ -108,6 +108,8 @@ class Settings:
     # CONTRACT.md: the site offers QCT. Read by the order hooks (issue 15); false turns QCT suggestions
     # into a referral sentence.
     site_has_qct: bool = True
+    # Go-live safety: cards are computed and recorded in the audit store, the EHR gets {"cards": []}.
+    silent: bool = False
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -193,6 +195,7 @@ class Settings:
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             site_has_qct=_bool(get, "OSTEO_CDS_SITE_HAS_QCT", True),
+            silent=_bool(get, "OSTEO_CDS_SILENT", False),
             clinical=clinical,
             server=ServerSettings.from_env(env),
         )

@@ -157,6 +157,12 @@ class ReportRow:
         return self.overridden / self.issued if self.issued else None
 
 
+@dataclass(frozen=True)
+class IssuedTime:
+    topic_code: str
+    issued_at: datetime  # UTC
+
+
 def total_row(rows: Iterable[ReportRow], label: str = "total") -> ReportRow:
     """The sum of report rows, override reasons included."""
     rows = list(rows)
@@ -308,6 +314,20 @@ class AuditStore:
             )
             for topic in sorted(issued_by_topic)
         ]
+
+    def issued_times(self, since: datetime | None = None, until: datetime | None = None) -> list[IssuedTime]:
+        """Topic code and time (UTC) of every card issued in [since, until): the card-volume report's input.
+
+        Nothing else is read: no hook instance, no uuid, no patient (there is none in the store)."""
+        issued = _table(IssuedCard)
+        period = []
+        if since is not None:
+            period.append(issued.c.issued_at >= _as_utc(since))
+        if until is not None:
+            period.append(issued.c.issued_at < _as_utc(until))
+        query = select(issued.c.topic_code, issued.c.issued_at).where(*period).order_by(issued.c.issued_at)
+        with self.engine.connect() as conn:
+            return [IssuedTime(topic, _as_utc(when)) for topic, when in conn.execute(query)]
 
     def _create_tables(self) -> None:
         # On SQLite the write lock (BEGIN IMMEDIATE) serialises workers starting together; elsewhere another
