@@ -19,7 +19,7 @@ PATIENT_MARKER = "PHI-PATIENT-4711"
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     """2024-03-10 12:00 UTC: two spine cards and one QCT card; 2024-03-10 20:00 UTC (03-11 in Shanghai): one
-    spine card; 2024-04-01: one normal-bmd card. The hook instance carries a marker that must never be shown."""
+    spine card; 2024-04-01: one normal-bmd card. The hook instance carries a marker never to be shown."""
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = AuditStore.from_url(url)
     cards = [
