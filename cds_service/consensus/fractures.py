@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
@@ -81,9 +81,29 @@ SAME_FRACTURE_DAYS = 90
 def judge_all(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[FractureJudgement]:
     """Every fracture judged; a coded fracture whose own report calls it pathological (FX-8) or high-energy
     (FX-5) takes the report's verdict: the code says a fracture, the report says what kind."""
-    judged = [judge_fracture(f, facts, clinical, today) for f in facts.fractures]
+    judged = [judge_fracture(f, facts, clinical, today) for f in _with_shared_mechanism(facts.fractures)]
     reported = [j for j in judged if not j.fracture.from_condition]
     return [_with_report_verdict(j, reported) if j.fracture.from_condition else j for j in judged]
+
+
+# FX-5: when sources of one fracture state different mechanisms, the most energetic one is taken.
+_MECHANISM_ORDER = ("none", "unspecified", "minor", "high-energy")
+
+
+def _with_shared_mechanism(fractures: Sequence[Fracture]) -> list[Fracture]:
+    """FX-1 / FX-1a: a mechanism stated by one source of a fracture (the Condition's "家中平地跌倒") holds
+    for every source of the same fracture (the report that only names it), so none of them is "assumed"."""
+    shared: list[Fracture] = []
+    for fracture in fractures:
+        stated = [
+            other.trauma
+            for other in fractures
+            if other is not fracture and other.trauma in _MECHANISM_ORDER and _same_fracture(fracture, other)
+        ]
+        if fracture.trauma == "not-stated" and stated:
+            fracture = replace(fracture, trauma=max(stated, key=_MECHANISM_ORDER.index))
+        shared.append(fracture)
+    return shared
 
 
 def _with_report_verdict(
