@@ -822,4 +822,4 @@ def test_rec_qct_vertebral_fracture_counts_only_within_l1_l4(conclusion: str, co
 )
 def test_rec_bmd_thoracic_fracture_offers_dxa(conclusion: str, order: str) -> None:
     finding = _finding(_findings(diagnostic_report(conclusion, when=RECENT)), "bmd-measurement-recommended")
-    assert [o.loinc for o in finding.orders] == [order]
+    assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [order]
