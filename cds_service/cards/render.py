@@ -130,7 +130,10 @@ def _detail(
         parts.append(f"**{meta['evidence_heading']}**\n\n" + _evidence_table(finding.evidence, texts))
     quotes = [e for e in finding.evidence if e.quote]
     if quotes:
-        lines = [f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.source, 80)})" for e in quotes]
+        lines = [
+            f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.quote_source or e.source, 80)})"
+            for e in quotes
+        ]
         parts.append(f"**{meta['quote_heading']}**\n\n" + "\n>\n".join(lines))
     note_keys = list(finding.notes) + (["data-cut"] if data_cut else [])
     note_lines = [texts["notes"][key].format_map(fill) for key in note_keys if key in texts["notes"]]
@@ -186,7 +189,8 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
             value = _number(e.value, e.kind)
         when = e.when.isoformat() if e.when else meta["unknown"]
         counted = meta["counted_yes"] if e.used else meta["counted_no"]
-        cells = [kind, escape_markdown(site, 60), value, when, escape_markdown(e.source, 100), counted]
+        sources = escape_markdown(", ".join((e.source, *e.also_in)), 100 * (1 + len(e.also_in)))
+        cells = [kind, escape_markdown(site, 60), value, when, sources, counted]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -25,10 +25,12 @@ from cds_service.consensus.findings import Evidence, Finding, SettingUse
 from cds_service.consensus.fractures import (
     FractureJudgement,
     Verdict,
+    fracture_group_row,
     fracture_notes,
     fracture_row,
     fractured_vertebrae,
     judge_all,
+    same_fracture_groups,
 )
 from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
@@ -403,12 +405,16 @@ def _fracture_diagnosis(
     if bmd.population is not None and bmd.population.population is Population.T_SCORE:
         rules = [*bmd.rules, *rules]
     rules.append("DX-9")
-    ordered = sorted(fragility, key=lambda j: j.fracture.when or date.min, reverse=True)
-    evidence = [fracture_row(j.fracture) for j in ordered]
+    # One row per fracture, dated by its own date (issue 17: not by a later report that mentions it).
+    groups = sorted(
+        same_fracture_groups(fragility), key=lambda g: g[0].fracture.when or date.min, reverse=True
+    )
+    ordered = [j for g in groups for j in g]
+    evidence = [fracture_group_row(g) for g in groups]
     if bmd.population is not None and bmd.population.population is Population.T_SCORE:
         evidence.extend(bmd.evidence)
     notes = fracture_notes(ordered)
-    population = ordered[0].population
+    population = groups[0][0].population
     settings: list[SettingUse] = list(_settings_used(bmd, clinical))
     if population is not None and population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
         notes.append("assumed-postmenopausal-at-fracture")
@@ -419,8 +425,8 @@ def _fracture_diagnosis(
         notes.extend(n for n in bmd.notes if n not in notes)
     notes.append("densitometric-diagnosis")
     params = _common_params(bmd) if bmd_osteoporosis else {}
-    latest = ordered[0].fracture
-    params["fracture_site"] = latest.site
+    latest = evidence[0]
+    params["fracture_site"] = (latest.region or "").partition(" ")[0]
     params["fracture_date"] = latest.when.isoformat() if latest.when else "?"
     if population is not None and population.age is not None:
         params["age_at_fracture"] = population.age

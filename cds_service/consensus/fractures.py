@@ -153,6 +153,45 @@ def fracture_row(fracture: Fracture, *, used: bool = True) -> Evidence:
     )
 
 
+def same_fracture_groups(judgements: Sequence[FractureJudgement]) -> list[list[FractureJudgement]]:
+    """The judgements of one fracture together (a Condition and a report of it, a VFA and a radiograph),
+    each group ordered by its sources' dates, earliest first (the fracture's own date)."""
+    groups: list[list[FractureJudgement]] = []
+    for j in judgements:
+        group = next((g for g in groups if any(_same_fracture(j.fracture, o.fracture) for o in g)), None)
+        if group is None:
+            groups.append([j])
+        else:
+            group.append(j)
+    return [sorted(g, key=lambda j: (j.fracture.when is None, j.fracture.when or date.max)) for g in groups]
+
+
+def fracture_group_row(group: Sequence[FractureJudgement]) -> Evidence:
+    """One evidence row per fracture: the date is its own (the Condition's onset, or the first imaging that
+    shows it), never a later exam's; every source is listed."""
+    fractures = [j.fracture for j in group]
+    first = fractures[0]
+    site = next((f.site for f in fractures if f.site != "unspecified"), first.site)
+    levels = sorted({v for f in fractures for v in f.vertebrae}, key=_spine_order)
+    grades = [f.genant_grade for f in fractures if f.genant_grade is not None]
+    quoted = next((f for f in fractures if f.quote), None)
+    return Evidence(
+        kind="fracture",
+        source=first.source,
+        when=first.when,
+        region=site + (f" {'/'.join(levels)}" if levels else ""),
+        quote=quoted.quote if quoted else None,
+        quote_source=quoted.source if quoted and quoted is not first else None,
+        value=float(max(grades)) if grades else None,
+        unit="Genant" if grades else None,
+        also_in=tuple(dict.fromkeys(f.source for f in fractures[1:] if f.source != first.source)),
+    )
+
+
+def _spine_order(level: str) -> tuple[int, int]:
+    return ("CTLS".find(level[:1]), int(level[1:]) if level[1:].isdigit() else 0)
+
+
 def fracture_notes(judgements: Sequence[FractureJudgement]) -> list[str]:
     notes = ["fx-criteria"]
     fractures = [j.fracture for j in judgements]

@@ -20,6 +20,7 @@ from tests.builders import (
     findings_of,
     make_settings,
     patient,
+    t_score,
 )
 
 Resource = dict[str, Any]
@@ -147,3 +148,65 @@ def test_pop4_codes_that_imply_postmenopause(coding: tuple[str, str], recorded: 
 def test_pop4_postmenopause_recorded_after_the_day(who: Resource, onset: str, basis: Basis) -> None:
     facts = facts_of([who, condition(icd="M81.0", onset=onset)])
     assert population_on(facts, date.fromisoformat(FRACTURE_DAY), make_settings().clinical).basis is basis
+
+
+# --- FX-6: one fracture from two sources is one evidence row, dated by its own date ---------------------
+
+
+def _report(conclusion: str, when: str, id: str, loinc: str = "38268-9") -> Resource:
+    """An imaging DiagnosticReport (default: a DXA report that mentions the fracture in passing)."""
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "conclusion": conclusion,
+    }
+
+
+@pytest.mark.parametrize(
+    ("resources", "date_", "sources"),
+    [
+        pytest.param(
+            [
+                _hip_fracture("右股骨颈骨折（家中平地跌倒）"),
+                _report("左股骨颈T值-3.1（右髋骨折未测）", "2025-12-08", "dxa"),
+            ],
+            "2025-12-03",
+            ["Condition/fx", "DiagnosticReport/dxa"],
+            id="FX-6 He Yulan: Condition onset 12-03, not the DXA report's 12-08; one row, both sources",
+        ),
+        pytest.param(
+            [
+                _report("L1椎体压缩性骨折", "2025-06-01", "xr1", "24984-7"),
+                _report("L1椎体压缩性骨折", "2025-07-01", "xr2", "24984-7"),
+            ],
+            "2025-06-01",
+            ["DiagnosticReport/xr1", "DiagnosticReport/xr2"],
+            id="FX-6 the same L1 fracture on two radiographs: the first imaging date",
+        ),
+    ],
+)
+def test_fx6_one_row_per_fracture_with_its_own_date(
+    resources: list[Resource], date_: str, sources: list[str]
+) -> None:
+    dx = diagnosis_of(findings_of([WOMAN_85, t_score(-3.1, when="2025-12-08"), *resources]))
+    assert dx is not None
+    [row] = [e for e in dx.evidence if e.kind == "fracture"]
+    assert row.when == date.fromisoformat(date_)
+    assert [row.source, *row.also_in] == sources
+    assert dx.params["fracture_date"] == date_
+
+
+def test_fx6_two_fractures_stay_two_rows() -> None:
+    resources = [
+        _report("L1椎体压缩性骨折", "2025-06-01", "xr1", "24984-7"),
+        _hip_fracture("右股骨颈骨折"),
+    ]
+    dx = diagnosis_of(findings_of([WOMAN_85, *resources]))
+    assert dx is not None
+    rows = [e for e in dx.evidence if e.kind == "fracture"]
+    assert [r.source for r in rows] == ["Condition/fx", "DiagnosticReport/xr1"]  # the latest first
+    assert dx.params["fracture_date"] == FRACTURE_DAY
