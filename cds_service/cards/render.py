@@ -99,6 +99,7 @@ def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
         fill["value"] = _number(value, measure)
     site = str(finding.params.get("fracture_site", ""))
     fill["fracture_site_name"] = texts["regions"].get(site, site or texts["meta"]["unknown"])
+    fill["age_when"] = texts["age_when"].get(str(finding.params.get("age_at", "exam")), "")
     causes = str(finding.params.get("causes", ""))
     fill["causes_names"] = ", ".join(texts["causes"].get(c, c) for c in causes.split(", ") if c)
     if "reference_database" in finding.params:

@@ -161,6 +161,7 @@ def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: C
         result.notes.append("premenopausal-by-age")
     if population.age is not None:
         result.params["age"] = population.age
+        result.params["age_at"] = "exam"  # the population is judged on the day of the exam
 
 
 def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, facts: PatientFacts) -> None:
@@ -504,8 +505,9 @@ def _secondary_cause_workup(
             settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
         elif population.basis is Basis.YOUNG_MALE:
             settings.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
-        if population.age is not None:
-            params.setdefault("age", population.age)
+        if population.age is not None and "age" not in params:
+            params["age"] = population.age
+            params["age_at"] = "exam" if young_low else "fracture"
     return Finding(
         topic="secondary-cause-workup",
         rules=_unique(rules),
