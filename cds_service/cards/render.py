@@ -57,7 +57,9 @@ def _card(
 ) -> dict[str, Any]:
     words = texts["cards"][finding.topic]
     fill = _params(finding, texts)
-    summary = words["summary"].format_map(fill)
+    # A finding may name a variant of its summary ("summary_provisional") in the texts.
+    variant = finding.params.get("summary_variant")
+    summary = words.get(f"summary_{variant}", words["summary"]).format_map(fill)
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
     card: dict[str, Any] = {

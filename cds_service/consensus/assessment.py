@@ -25,6 +25,7 @@ from cds_service.consensus.findings import Evidence, Finding, SettingUse
 from cds_service.consensus.fractures import (
     FractureJudgement,
     Verdict,
+    awaits_ecf_check,
     fracture_group_row,
     fracture_notes,
     fracture_row,
@@ -415,6 +416,12 @@ def _fracture_diagnosis(
     if bmd.population is not None and bmd.population.population is Population.T_SCORE:
         evidence.extend(bmd.evidence)
     notes = fracture_notes(ordered)
+    # FX-4: a Genant grade 1 vertebra with ECF not described as the only fracture: the fracture-based
+    # diagnosis (or, with BMD osteoporosis, only the severity) is provisional until the ECF check.
+    provisional = all(awaits_ecf_check(g) for g in groups)
+    if provisional:
+        notes.append("severity-provisional-ecf" if bmd_osteoporosis else "diagnosis-provisional-ecf")
+        rules.append("FX-4")
     population = groups[0][0].population
     settings: list[SettingUse] = list(_settings_used(bmd, clinical))
     if population is not None and population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
@@ -431,6 +438,8 @@ def _fracture_diagnosis(
     params["fracture_date"] = latest.when.isoformat() if latest.when else "?"
     if population is not None and population.age is not None:
         params["age_at_fracture"] = population.age
+    if provisional and not bmd_osteoporosis:
+        params["summary_variant"] = "provisional"
     return Finding(
         topic=topic,
         rules=_unique(rules),
@@ -438,7 +447,8 @@ def _fracture_diagnosis(
         notes=tuple(dict.fromkeys(notes)),
         settings=tuple(settings),
         params=params,
-        suggest_condition=not facts.has("osteoporosis"),
+        # FX-4: no Condition for a diagnosis that rests on an unchecked grade 1 vertebra alone.
+        suggest_condition=not facts.has("osteoporosis") and (bmd_osteoporosis or not provisional),
     )
 
 

@@ -188,6 +188,12 @@ def fracture_group_row(group: Sequence[FractureJudgement]) -> Evidence:
     )
 
 
+def awaits_ecf_check(group: Sequence[FractureJudgement]) -> bool:
+    """FX-4: the fracture rests only on Genant grade 1 whose endplate/cortex (ECF) nobody described: it may
+    be a deformity, so what it alone decides is provisional until the ECF is checked."""
+    return all(j.fracture.genant_grade == 1 and j.fracture.ecf == "not-stated" for j in group)
+
+
 def _spine_order(level: str) -> tuple[int, int]:
     return ("CTLS".find(level[:1]), int(level[1:]) if level[1:].isdigit() else 0)
 
