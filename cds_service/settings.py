@@ -79,6 +79,9 @@ class ClinicalSettings:
     spine_radiograph_age: int = 60  # REC-SPINE-XR (consensus)
     spine_imaging_lookback_months: int = 36  # REC-SPINE-XR
     bmd_lookback_months: int | None = None  # None: most recent at any date
+    # A normal or low-bone-mass result older than this no longer tells the current state: the diagnosis card
+    # also advises re-measurement (issue 17; an implementation choice, named on the card).
+    bmd_remeasure_months: int = 60
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class Settings:
                 get, "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", 36, 1, 600
             ),
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
+            bmd_remeasure_months=int_setting(get, "OSTEO_CDS_BMD_REMEASURE_MONTHS", 60, 1, 1200),
         )
         return cls(
             auth=auth,

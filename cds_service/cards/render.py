@@ -101,6 +101,12 @@ def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
         fill["value"] = _number(value, measure)
     site = str(finding.params.get("fracture_site", ""))
     fill["fracture_site_name"] = texts["regions"].get(site, site or texts["meta"]["unknown"])
+    for key in ("date", "fracture_date"):
+        years = finding.params.get(f"{key}_years")
+        if isinstance(years, int) and years >= 1 and key in finding.params:
+            # issue 17: an old decisive result says how old it is ("2016-03-01, 10 years ago").
+            words = texts["meta"]["years_ago_one" if years == 1 else "years_ago"]
+            fill[key] = words.format(date=finding.params[key], years=years)
     fill["age_when"] = texts["age_when"].get(str(finding.params.get("age_at", "exam")), "")
     causes = str(finding.params.get("causes", ""))
     fill["causes_names"] = ", ".join(texts["causes"].get(c, c) for c in causes.split(", ") if c)

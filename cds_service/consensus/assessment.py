@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from cds_service.consensus.bmd import (
@@ -83,6 +83,7 @@ def assess(
     findings: list[Finding] = []
     diagnosis = _diagnosis(bmd, facts, clinical, fragility)
     if diagnosis is not None:
+        diagnosis = _with_age_of_result(diagnosis, clinical, today)
         findings.append(diagnosis)
     if bmd.z_required and bmd.population is not None:
         findings.append(_z_score_required(bmd, clinical))
@@ -450,6 +451,39 @@ def _fracture_diagnosis(
         # FX-4: no Condition for a diagnosis that rests on an unchecked grade 1 vertebra alone.
         suggest_condition=not facts.has("osteoporosis") and (bmd_osteoporosis or not provisional),
     )
+
+
+# Categories whose result stops telling the current state with time (issue 17); an osteoporosis-range
+# result or a fragility fracture keeps supporting the diagnosis whatever its age.
+_REMEASURED_TOPICS = frozenset({"normal-bmd", "low-bone-mass"})
+
+
+def _with_age_of_result(diagnosis: Finding, clinical: ClinicalSettings, today: date) -> Finding:
+    """How old the decisive result is (whole years, for the summary), and for a normal or low-bone-mass
+    result older than OSTEO_CDS_BMD_REMEASURE_MONTHS a re-measurement sentence (a choice, named)."""
+    params = dict(diagnosis.params)
+    for key in ("date", "fracture_date"):
+        value = params.get(key)
+        if isinstance(value, str) and value[:4].isdigit():
+            params[f"{key}_years"] = _whole_years(date.fromisoformat(value), today)
+    notes, settings = diagnosis.notes, diagnosis.settings
+    when = params.get("date")
+    if (
+        diagnosis.topic in _REMEASURED_TOPICS
+        and isinstance(when, str)
+        and date.fromisoformat(when) < months_before(today, clinical.bmd_remeasure_months)
+    ):
+        notes = (*notes, "bmd-remeasure")
+        settings = (
+            *settings,
+            SettingUse("OSTEO_CDS_BMD_REMEASURE_MONTHS", str(clinical.bmd_remeasure_months)),
+        )
+        params["remeasure_months"] = clinical.bmd_remeasure_months
+    return replace(diagnosis, params=params, notes=notes, settings=settings)
+
+
+def _whole_years(since: date, today: date) -> int:
+    return max(0, today.year - since.year - ((today.month, today.day) < (since.month, since.day)))
 
 
 def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
