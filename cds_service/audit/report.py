@@ -9,15 +9,16 @@ import re
 import sys
 import zoneinfo
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
 
 PROG = "osteo-cds feedback-report"
+_T = TypeVar("_T")
 VOLUME_PROG = "osteo-cds card-volume"
 VOLUME_HEADER = ("day", "topic_code", "issued")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -70,14 +71,8 @@ def feedback_report_main(
     if isinstance(period, int):
         return period
     args, since, until, start, end = period
-    try:
-        store = AuditStore.from_url(settings_database_url)
-        try:
-            rows = store.report(start, end)
-        finally:
-            store.dispose()
-    except SQLAlchemyError as exc:
-        print(f"{PROG}: error: cannot read the audit store ({type(exc).__name__})", file=err)
+    rows = _read_store(settings_database_url, lambda store: store.report(start, end), err, PROG)
+    if rows is None:
         return 1
 
     if args.format == "csv":
@@ -113,14 +108,10 @@ def card_volume_main(
         return period
     args, since, until, start, end = period
     zone = zoneinfo.ZoneInfo(tz)
-    try:
-        store = AuditStore.from_url(settings_database_url)
-        try:
-            issued = store.issued_times(start, end)
-        finally:
-            store.dispose()
-    except SQLAlchemyError as exc:
-        print(f"{VOLUME_PROG}: error: cannot read the audit store ({type(exc).__name__})", file=err)
+    issued = _read_store(
+        settings_database_url, lambda store: store.issued_times(start, end), err, VOLUME_PROG
+    )
+    if issued is None:
         return 1
     counts = Counter((card.issued_at.astimezone(zone).date(), card.topic_code) for card in issued)
     rows = [(day.isoformat(), topic, count) for (day, topic), count in sorted(counts.items())]
@@ -136,6 +127,19 @@ def card_volume_main(
         print(f"{line[0].ljust(widths[0])}  {line[1].ljust(widths[1])}  {line[2].rjust(widths[2])}", file=out)
     print(f"total {sum(counts.values())}", file=out)
     return 0
+
+
+def _read_store(url: str, read: Callable[[AuditStore], _T], err: TextIO, prog: str) -> _T | None:
+    """What `read` returns from the audit store at `url`, or None (after one line on err) when unreadable."""
+    try:
+        store = AuditStore.from_url(url)
+        try:
+            return read(store)
+        finally:
+            store.dispose()
+    except SQLAlchemyError as exc:
+        print(f"{prog}: error: cannot read the audit store ({type(exc).__name__})", file=err)
+        return None
 
 
 def _parse_period(

@@ -256,11 +256,7 @@ class AuditStore:
         """Per topic code, cards issued in [since, until) and the latest feedback on each, by topic code."""
         issued = _table(IssuedCard)
         feedback = _table(Feedback)
-        period = []
-        if since is not None:
-            period.append(issued.c.issued_at >= _as_utc(since))
-        if until is not None:
-            period.append(issued.c.issued_at < _as_utc(until))
+        period = _issued_between(issued, since, until)
 
         issued_counts = select(issued.c.topic_code, func.count()).where(*period).group_by(issued.c.topic_code)
 
@@ -320,11 +316,7 @@ class AuditStore:
 
         Nothing else is read: no hook instance, no uuid, no patient (there is none in the store)."""
         issued = _table(IssuedCard)
-        period = []
-        if since is not None:
-            period.append(issued.c.issued_at >= _as_utc(since))
-        if until is not None:
-            period.append(issued.c.issued_at < _as_utc(until))
+        period = _issued_between(issued, since, until)
         query = select(issued.c.topic_code, issued.c.issued_at).where(*period).order_by(issued.c.issued_at)
         with self.engine.connect() as conn:
             return [IssuedTime(topic, _as_utc(when)) for topic, when in conn.execute(query)]
@@ -425,6 +417,16 @@ def _feedback_row(service_id: str, item: FeedbackItem, received_at: datetime) ->
         "outcome_timestamp": item.outcome_timestamp,
         "received_at": received_at,
     }
+
+
+def _issued_between(issued: Table, since: datetime | None, until: datetime | None) -> list[Any]:
+    """The WHERE conditions of cards issued in [since, until) (either end open when None)."""
+    period = []
+    if since is not None:
+        period.append(issued.c.issued_at >= _as_utc(since))
+    if until is not None:
+        period.append(issued.c.issued_at < _as_utc(until))
+    return period
 
 
 def _ranked_reasons(counts: Counter[tuple[str, str]]) -> tuple[OverrideReasonCount, ...]:
