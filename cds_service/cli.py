@@ -1,5 +1,5 @@
 """The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`,
-`osteo-cds onboarding-report`."""
+`osteo-cds onboarding-report`, `osteo-cds card-volume`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         "onboarding-report", help="codes, categories and exam names seen that nothing recognised (counts)"
     )
     onboarding.add_argument("rest", nargs=argparse.REMAINDER)
+    volume = commands.add_parser("card-volume", help="cards issued per day and card type (no patient data)")
+    volume.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -52,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from cds_service.audit.onboarding import onboarding_report_main
 
         return onboarding_report_main(args.rest, settings.database_url)
-    from cds_service.audit.report import feedback_report_main
+    from cds_service.audit.report import card_volume_main, feedback_report_main
 
+    if args.command == "card-volume":
+        return card_volume_main(args.rest, settings.database_url, tz=settings.tz)
     return feedback_report_main(args.rest, settings.database_url)
 
 

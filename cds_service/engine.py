@@ -31,7 +31,7 @@ class Assessment:
 
     facts: PatientFacts
     judgements: tuple[FractureJudgement, ...]
-    findings: tuple[Finding, ...]  # the ones to show: switched-off cards and a deceased's orders left out
+    findings: tuple[Finding, ...]  # the ones to show: switched-off cards left out, none for a deceased
 
 
 @dataclass
@@ -97,8 +97,9 @@ def assess_record(
         if f.topic not in settings.disabled_cards
     ]
     if facts.deceased:
-        # CONTRACT.md common sense: a deceased patient gets no order-proposing card.
-        findings = [f for f in findings if not f.orders and not TOPICS[f.topic].proposes_orders]
+        # CONTRACT.md common sense: a deceased patient gets no card at all (a diagnosis or an order for
+        # someone who has died helps nobody and reads as if the record were of a living patient).
+        findings = []
     if orders_unknown:
         findings = [
             replace(f, notes=(*f.notes, "orders-unknown")) if TOPICS[f.topic].proposes_orders else f

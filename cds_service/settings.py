@@ -80,6 +80,9 @@ class ClinicalSettings:
     spine_imaging_lookback_months: int = 36  # REC-SPINE-XR
     bmd_lookback_months: int | None = None  # None: most recent at any date
     doubtful_fracture_months: int = 6  # REC-CT-MRI: a doubtful fracture asks for CT/MRI while this recent
+    # A normal or low-bone-mass result older than this no longer tells the current state: the diagnosis card
+    # also advises re-measurement (issue 17; an implementation choice, named on the card).
+    bmd_remeasure_months: int = 60
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Settings:
     # CONTRACT.md: the site offers QCT. Read by the order hooks (issue 15); false turns QCT suggestions
     # into a referral sentence.
     site_has_qct: bool = True
+    # Go-live safety: cards are computed and recorded in the audit store, the EHR gets {"cards": []}.
+    silent: bool = False
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -170,6 +175,7 @@ class Settings:
             ),
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
             doubtful_fracture_months=int_setting(get, "OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", 6, 1, 600),
+            bmd_remeasure_months=int_setting(get, "OSTEO_CDS_BMD_REMEASURE_MONTHS", 60, 1, 1200),
         )
         return cls(
             auth=auth,
@@ -195,6 +201,7 @@ class Settings:
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             site_has_qct=_bool(get, "OSTEO_CDS_SITE_HAS_QCT", True),
+            silent=_bool(get, "OSTEO_CDS_SILENT", False),
             clinical=clinical,
             server=ServerSettings.from_env(env),
         )

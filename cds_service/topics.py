@@ -24,7 +24,7 @@ class Topic(NamedTuple):
     group: Group
     indicator: Indicator
     rules: tuple[str, ...]  # CONTRACT.md's "rules" column (CONSENSUS-RULES.md IDs)
-    proposes_orders: bool = False  # CONTRACT.md suggestion table: a deceased patient gets none of these
+    proposes_orders: bool = False  # CONTRACT.md suggestion table (orders-unknown note)
 
 
 _D, _R = Group.DIAGNOSIS, Group.RECOMMENDATION

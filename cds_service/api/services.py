@@ -98,6 +98,9 @@ def call_service(service_id: str) -> Response:
         )
     observability.record_evaluation(evaluation)
     _record_issued(hook_request.hookInstance, evaluation)
+    if settings.silent:
+        # OSTEO_CDS_SILENT: the cards are recorded (card-volume report) but no clinician sees them yet.
+        return json_response({"cards": []})
     return json_response(evaluation.response)
 
 

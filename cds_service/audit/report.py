@@ -1,4 +1,5 @@
-"""`osteo-cds feedback-report`: issued, accepted and overridden cards per topic code, as a table or CSV."""
+"""`osteo-cds feedback-report` (issued, accepted, overridden cards per topic code) and `osteo-cds card-volume`
+(cards issued per day and topic code), as a table or CSV."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import csv
 import re
 import sys
 import zoneinfo
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
 
 PROG = "osteo-cds feedback-report"
+_T = TypeVar("_T")
+VOLUME_PROG = "osteo-cds card-volume"
+VOLUME_HEADER = ("day", "topic_code", "issued")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CSV_HEADER = (
     "topic_code",
@@ -62,6 +67,86 @@ def feedback_report_main(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     parser = _Parser(prog=PROG, description="Card acceptance and override counts per topic code.")
+    period = _parse_period(parser, argv, tz, err, PROG)
+    if isinstance(period, int):
+        return period
+    args, since, until, start, end = period
+    rows = _read_store(settings_database_url, lambda store: store.report(start, end), err, PROG)
+    if rows is None:
+        return 1
+
+    if args.format == "csv":
+        write_csv(rows, out)
+    else:
+        print(
+            f"Cards issued from {_period_words(since, until, tz)}, each counted by the latest feedback on it",
+            file=out,
+        )
+        write_table(rows, out)
+    return 0
+
+
+def card_volume_main(
+    argv: list[str] | None,
+    settings_database_url: str,
+    *,
+    tz: str = "UTC",
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """`osteo-cds card-volume`: cards issued per day and topic code (issue 17 go-live safety).
+
+    What clinicians would see (or, with OSTEO_CDS_SILENT, would have seen) per day, before cards are
+    switched on. Only topic codes and days are read from the audit store: no patient data. Exit codes as
+    feedback-report.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = _Parser(prog=VOLUME_PROG, description="Cards issued per day and topic code.")
+    period = _parse_period(parser, argv, tz, err, VOLUME_PROG)
+    if isinstance(period, int):
+        return period
+    args, since, until, start, end = period
+    zone = zoneinfo.ZoneInfo(tz)
+    issued = _read_store(
+        settings_database_url, lambda store: store.issued_times(start, end), err, VOLUME_PROG
+    )
+    if issued is None:
+        return 1
+    counts = Counter((card.issued_at.astimezone(zone).date(), card.topic_code) for card in issued)
+    rows = [(day.isoformat(), topic, count) for (day, topic), count in sorted(counts.items())]
+    if args.format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(VOLUME_HEADER)
+        writer.writerows(rows)
+        return 0
+    print(f"Cards issued per day from {_period_words(since, until, tz)}", file=out)
+    cells = [VOLUME_HEADER, *((day, topic, str(count)) for day, topic, count in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(VOLUME_HEADER))]
+    for line in cells:
+        print(f"{line[0].ljust(widths[0])}  {line[1].ljust(widths[1])}  {line[2].rjust(widths[2])}", file=out)
+    print(f"total {sum(counts.values())}", file=out)
+    return 0
+
+
+def _read_store(url: str, read: Callable[[AuditStore], _T], err: TextIO, prog: str) -> _T | None:
+    """What `read` returns from the audit store at `url`, or None (after one line on err) when unreadable."""
+    try:
+        store = AuditStore.from_url(url)
+        try:
+            return read(store)
+        finally:
+            store.dispose()
+    except SQLAlchemyError as exc:
+        print(f"{prog}: error: cannot read the audit store ({type(exc).__name__})", file=err)
+        return None
+
+
+def _parse_period(
+    parser: _Parser, argv: list[str] | None, tz: str, err: TextIO, prog: str
+) -> tuple[argparse.Namespace, date | None, date | None, datetime | None, datetime | None] | int:
+    """--since/--until/--format of both reports: the days and the [start, end) instants in `tz`, or an
+    exit code."""
     parser.add_argument("--since", metavar="YYYY-MM-DD", help="first day (cards issued on or after)")
     parser.add_argument("--until", metavar="YYYY-MM-DD", help="last day, inclusive")
     parser.add_argument("--format", choices=("table", "csv"), default="table")
@@ -73,30 +158,17 @@ def feedback_report_main(
         if since and until and since > until:
             raise _UsageError("--since must not be after --until")
     except _UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=err)
+        print(f"{prog}: error: {exc}", file=err)
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
-
     start = datetime.combine(since, time(), zone) if since else None
     end = datetime.combine(until + timedelta(days=1), time(), zone) if until else None
-    try:
-        store = AuditStore.from_url(settings_database_url)
-        try:
-            rows = store.report(start, end)
-        finally:
-            store.dispose()
-    except SQLAlchemyError as exc:
-        print(f"{PROG}: error: cannot read the audit store ({type(exc).__name__})", file=err)
-        return 1
+    return args, since, until, start, end
 
-    if args.format == "csv":
-        write_csv(rows, out)
-    else:
-        period = f"{since or 'the first record'} to {until or 'today'} ({tz})"
-        print(f"Cards issued from {period}, each counted by the latest feedback on it", file=out)
-        write_table(rows, out)
-    return 0
+
+def _period_words(since: date | None, until: date | None, tz: str) -> str:
+    return f"{since or 'the first record'} to {until or 'today'} ({tz})"
 
 
 def write_csv(rows: Sequence[ReportRow], out: TextIO) -> None:

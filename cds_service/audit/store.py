@@ -157,6 +157,12 @@ class ReportRow:
         return self.overridden / self.issued if self.issued else None
 
 
+@dataclass(frozen=True)
+class IssuedTime:
+    topic_code: str
+    issued_at: datetime  # UTC
+
+
 def total_row(rows: Iterable[ReportRow], label: str = "total") -> ReportRow:
     """The sum of report rows, override reasons included."""
     rows = list(rows)
@@ -250,11 +256,7 @@ class AuditStore:
         """Per topic code, cards issued in [since, until) and the latest feedback on each, by topic code."""
         issued = _table(IssuedCard)
         feedback = _table(Feedback)
-        period = []
-        if since is not None:
-            period.append(issued.c.issued_at >= _as_utc(since))
-        if until is not None:
-            period.append(issued.c.issued_at < _as_utc(until))
+        period = _issued_between(issued, since, until)
 
         issued_counts = select(issued.c.topic_code, func.count()).where(*period).group_by(issued.c.topic_code)
 
@@ -308,6 +310,16 @@ class AuditStore:
             )
             for topic in sorted(issued_by_topic)
         ]
+
+    def issued_times(self, since: datetime | None = None, until: datetime | None = None) -> list[IssuedTime]:
+        """Topic code and time (UTC) of every card issued in [since, until): the card-volume report's input.
+
+        Nothing else is read: no hook instance, no uuid, no patient (there is none in the store)."""
+        issued = _table(IssuedCard)
+        period = _issued_between(issued, since, until)
+        query = select(issued.c.topic_code, issued.c.issued_at).where(*period).order_by(issued.c.issued_at)
+        with self.engine.connect() as conn:
+            return [IssuedTime(topic, _as_utc(when)) for topic, when in conn.execute(query)]
 
     def _create_tables(self) -> None:
         # On SQLite the write lock (BEGIN IMMEDIATE) serialises workers starting together; elsewhere another
@@ -405,6 +417,16 @@ def _feedback_row(service_id: str, item: FeedbackItem, received_at: datetime) ->
         "outcome_timestamp": item.outcome_timestamp,
         "received_at": received_at,
     }
+
+
+def _issued_between(issued: Table, since: datetime | None, until: datetime | None) -> list[Any]:
+    """The WHERE conditions of cards issued in [since, until) (either end open when None)."""
+    period = []
+    if since is not None:
+        period.append(issued.c.issued_at >= _as_utc(since))
+    if until is not None:
+        period.append(issued.c.issued_at < _as_utc(until))
+    return period
 
 
 def _ranked_reasons(counts: Counter[tuple[str, str]]) -> tuple[OverrideReasonCount, ...]:

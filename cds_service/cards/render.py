@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, __version__
+from cds_service import CONSENSUS_REFERENCE, CONSENSUS_URL, RULESET_REVISION, __version__
 from cds_service.cards.markdown import escape_markdown
 from cds_service.cards.numbers import faithful
 from cds_service.cards.resources import condition_resource, service_request_resource
@@ -57,7 +57,9 @@ def _card(
 ) -> dict[str, Any]:
     words = texts["cards"][finding.topic]
     fill = _params(finding, texts)
-    summary = words["summary"].format_map(fill)
+    # A finding may name a variant of its summary ("summary_provisional") in the texts.
+    variant = finding.params.get("summary_variant")
+    summary = words.get(f"summary_{variant}", words["summary"]).format_map(fill)
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
     card: dict[str, Any] = {
@@ -99,6 +101,13 @@ def _params(finding: Finding, texts: Mapping[str, Any]) -> _Fill:
         fill["value"] = _number(value, measure)
     site = str(finding.params.get("fracture_site", ""))
     fill["fracture_site_name"] = texts["regions"].get(site, site or texts["meta"]["unknown"])
+    for key in ("date", "fracture_date"):
+        years = finding.params.get(f"{key}_years")
+        if isinstance(years, int) and years >= 1 and key in finding.params:
+            # issue 17: an old decisive result says how old it is ("2016-03-01, 10 years ago").
+            words = texts["meta"]["years_ago_one" if years == 1 else "years_ago"]
+            fill[key] = words.format(date=finding.params[key], years=years)
+    fill["age_when"] = texts["age_when"].get(str(finding.params.get("age_at", "exam")), "")
     causes = str(finding.params.get("causes", ""))
     fill["causes_names"] = ", ".join(texts["causes"].get(c, c) for c in causes.split(", ") if c)
     if "reference_database" in finding.params:
@@ -130,7 +139,10 @@ def _detail(
         parts.append(f"**{meta['evidence_heading']}**\n\n" + _evidence_table(finding.evidence, texts))
     quotes = [e for e in finding.evidence if e.quote]
     if quotes:
-        lines = [f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.source, 80)})" for e in quotes]
+        lines = [
+            f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.quote_source or e.source, 80)})"
+            for e in quotes
+        ]
         parts.append(f"**{meta['quote_heading']}**\n\n" + "\n>\n".join(lines))
     note_keys = list(finding.notes) + (["data-cut"] if data_cut else [])
     note_lines = [texts["notes"][key].format_map(fill) for key in note_keys if key in texts["notes"]]
@@ -155,7 +167,12 @@ def _detail(
         if len(notes) > 50:
             lines.append(f"- … (+{len(notes) - 50})")
         parts.append(f"**{meta['data_notes_heading']}**\n\n{meta['data_notes_intro']}\n\n" + "\n".join(lines))
-    parts.append("---\n" + meta["version_line"].format(version=__version__, reference=CONSENSUS_REFERENCE))
+    parts.append(
+        "---\n"
+        + meta["version_line"].format(
+            version=__version__, ruleset=RULESET_REVISION, reference=CONSENSUS_REFERENCE
+        )
+    )
     return "\n\n".join(parts)
 
 
@@ -181,7 +198,8 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
             value = _number(e.value, e.kind)
         when = e.when.isoformat() if e.when else meta["unknown"]
         counted = meta["counted_yes"] if e.used else meta["counted_no"]
-        cells = [kind, escape_markdown(site, 60), value, when, escape_markdown(e.source, 100), counted]
+        sources = escape_markdown(", ".join((e.source, *e.also_in)), 100 * (1 + len(e.also_in)))
+        cells = [kind, escape_markdown(site, 60), value, when, sources, counted]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

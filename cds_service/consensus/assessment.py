@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from cds_service.consensus.bmd import (
@@ -25,10 +25,13 @@ from cds_service.consensus.findings import Evidence, Finding, SettingUse
 from cds_service.consensus.fractures import (
     FractureJudgement,
     Verdict,
+    awaits_ecf_check,
+    fracture_group_row,
     fracture_notes,
     fracture_row,
     fractured_vertebrae,
     judge_all,
+    same_fracture_groups,
 )
 from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
@@ -80,6 +83,7 @@ def assess(
     findings: list[Finding] = []
     diagnosis = _diagnosis(bmd, facts, clinical, fragility)
     if diagnosis is not None:
+        diagnosis = _with_age_of_result(diagnosis, clinical, today)
         findings.append(diagnosis)
     if bmd.z_required and bmd.population is not None:
         findings.append(_z_score_required(bmd, clinical))
@@ -159,6 +163,7 @@ def _population_notes(result: _Bmd, population: PopulationJudgement, clinical: C
         result.notes.append("premenopausal-by-age")
     if population.age is not None:
         result.params["age"] = population.age
+        result.params["age_at"] = "exam"  # the population is judged on the day of the exam
 
 
 def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, facts: PatientFacts) -> None:
@@ -403,12 +408,22 @@ def _fracture_diagnosis(
     if bmd.population is not None and bmd.population.population is Population.T_SCORE:
         rules = [*bmd.rules, *rules]
     rules.append("DX-9")
-    ordered = sorted(fragility, key=lambda j: j.fracture.when or date.min, reverse=True)
-    evidence = [fracture_row(j.fracture) for j in ordered]
+    # One row per fracture, dated by its own date (issue 17: not by a later report that mentions it).
+    groups = sorted(
+        same_fracture_groups(fragility), key=lambda g: g[0].fracture.when or date.min, reverse=True
+    )
+    ordered = [j for g in groups for j in g]
+    evidence = [fracture_group_row(g) for g in groups]
     if bmd.population is not None and bmd.population.population is Population.T_SCORE:
         evidence.extend(bmd.evidence)
     notes = fracture_notes(ordered)
-    population = ordered[0].population
+    # FX-4: a Genant grade 1 vertebra with ECF not described as the only fracture: the fracture-based
+    # diagnosis (or, with BMD osteoporosis, only the severity) is provisional until the ECF check.
+    provisional = all(awaits_ecf_check(g) for g in groups)
+    if provisional:
+        notes.append("severity-provisional-ecf" if bmd_osteoporosis else "diagnosis-provisional-ecf")
+        rules.append("FX-4")
+    population = groups[0][0].population
     settings: list[SettingUse] = list(_settings_used(bmd, clinical))
     if population is not None and population.basis is Basis.ASSUMED_POSTMENOPAUSAL:
         notes.append("assumed-postmenopausal-at-fracture")
@@ -419,11 +434,13 @@ def _fracture_diagnosis(
         notes.extend(n for n in bmd.notes if n not in notes)
     notes.append("densitometric-diagnosis")
     params = _common_params(bmd) if bmd_osteoporosis else {}
-    latest = ordered[0].fracture
-    params["fracture_site"] = latest.site
+    latest = evidence[0]
+    params["fracture_site"] = (latest.region or "").partition(" ")[0]
     params["fracture_date"] = latest.when.isoformat() if latest.when else "?"
     if population is not None and population.age is not None:
         params["age_at_fracture"] = population.age
+    if provisional and not bmd_osteoporosis:
+        params["summary_variant"] = "provisional"
     return Finding(
         topic=topic,
         rules=_unique(rules),
@@ -431,8 +448,42 @@ def _fracture_diagnosis(
         notes=tuple(dict.fromkeys(notes)),
         settings=tuple(settings),
         params=params,
-        suggest_condition=not facts.has("osteoporosis"),
+        # FX-4: no Condition for a diagnosis that rests on an unchecked grade 1 vertebra alone.
+        suggest_condition=not facts.has("osteoporosis") and (bmd_osteoporosis or not provisional),
     )
+
+
+# Categories whose result stops telling the current state with time (issue 17); an osteoporosis-range
+# result or a fragility fracture keeps supporting the diagnosis whatever its age.
+_REMEASURED_TOPICS = frozenset({"normal-bmd", "low-bone-mass"})
+
+
+def _with_age_of_result(diagnosis: Finding, clinical: ClinicalSettings, today: date) -> Finding:
+    """How old the decisive result is (whole years, for the summary), and for a normal or low-bone-mass
+    result older than OSTEO_CDS_BMD_REMEASURE_MONTHS a re-measurement sentence (a choice, named)."""
+    params = dict(diagnosis.params)
+    for key in ("date", "fracture_date"):
+        value = params.get(key)
+        if isinstance(value, str) and value[:4].isdigit():
+            params[f"{key}_years"] = _whole_years(date.fromisoformat(value), today)
+    notes, settings = diagnosis.notes, diagnosis.settings
+    when = params.get("date")
+    if (
+        diagnosis.topic in _REMEASURED_TOPICS
+        and isinstance(when, str)
+        and date.fromisoformat(when) < months_before(today, clinical.bmd_remeasure_months)
+    ):
+        notes = (*notes, "bmd-remeasure")
+        settings = (
+            *settings,
+            SettingUse("OSTEO_CDS_BMD_REMEASURE_MONTHS", str(clinical.bmd_remeasure_months)),
+        )
+        params["remeasure_months"] = clinical.bmd_remeasure_months
+    return replace(diagnosis, params=params, notes=notes, settings=settings)
+
+
+def _whole_years(since: date, today: date) -> int:
+    return max(0, today.year - since.year - ((today.month, today.day) < (since.month, since.day)))
 
 
 def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
@@ -498,8 +549,9 @@ def _secondary_cause_workup(
             settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
         elif population.basis is Basis.YOUNG_MALE:
             settings.append(SettingUse("OSTEO_CDS_OLDER_MALE_AGE", str(clinical.older_male_age)))
-        if population.age is not None:
-            params.setdefault("age", population.age)
+        if population.age is not None and "age" not in params:
+            params["age"] = population.age
+            params["age_at"] = "exam" if young_low else "fracture"
     return Finding(
         topic="secondary-cause-workup",
         rules=_unique(rules),

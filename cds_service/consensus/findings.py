@@ -21,6 +21,8 @@ class Evidence:
     region: str | None = None  # a key of the card texts' regions ("lumbar-spine", "L1", ...)
     quote: str | None = None  # report text that proved it (escaped when rendered)
     used: bool = True  # False: shown as context, did not decide
+    also_in: tuple[str, ...] = ()  # other sources of the same item (one fracture in a Condition and a report)
+    quote_source: str | None = None  # where the quote is from, when not `source`
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
@@ -81,9 +81,29 @@ SAME_FRACTURE_DAYS = 90
 def judge_all(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> list[FractureJudgement]:
     """Every fracture judged; a coded fracture whose own report calls it pathological (FX-8) or high-energy
     (FX-5) takes the report's verdict: the code says a fracture, the report says what kind."""
-    judged = [judge_fracture(f, facts, clinical, today) for f in facts.fractures]
+    judged = [judge_fracture(f, facts, clinical, today) for f in _with_shared_mechanism(facts.fractures)]
     reported = [j for j in judged if not j.fracture.from_condition]
     return [_with_report_verdict(j, reported) if j.fracture.from_condition else j for j in judged]
+
+
+# FX-5: when sources of one fracture state different mechanisms, the most energetic one is taken.
+_MECHANISM_ORDER = ("none", "unspecified", "minor", "high-energy")
+
+
+def _with_shared_mechanism(fractures: Sequence[Fracture]) -> list[Fracture]:
+    """FX-1 / FX-1a: a mechanism stated by one source of a fracture (the Condition's "家中平地跌倒") holds
+    for every source of the same fracture (the report that only names it), so none of them is "assumed"."""
+    shared: list[Fracture] = []
+    for fracture in fractures:
+        stated = [
+            other.trauma
+            for other in fractures
+            if other is not fracture and other.trauma in _MECHANISM_ORDER and _same_fracture(fracture, other)
+        ]
+        if fracture.trauma == "not-stated" and stated:
+            fracture = replace(fracture, trauma=max(stated, key=_MECHANISM_ORDER.index))
+        shared.append(fracture)
+    return shared
 
 
 def _with_report_verdict(
@@ -131,6 +151,51 @@ def fracture_row(fracture: Fracture, *, used: bool = True) -> Evidence:
         value=float(fracture.genant_grade) if fracture.genant_grade is not None else None,
         unit="Genant" if fracture.genant_grade is not None else None,
     )
+
+
+def same_fracture_groups(judgements: Sequence[FractureJudgement]) -> list[list[FractureJudgement]]:
+    """The judgements of one fracture together (a Condition and a report of it, a VFA and a radiograph),
+    each group ordered by its sources' dates, earliest first (the fracture's own date)."""
+    groups: list[list[FractureJudgement]] = []
+    for j in judgements:
+        group = next((g for g in groups if any(_same_fracture(j.fracture, o.fracture) for o in g)), None)
+        if group is None:
+            groups.append([j])
+        else:
+            group.append(j)
+    return [sorted(g, key=lambda j: (j.fracture.when is None, j.fracture.when or date.max)) for g in groups]
+
+
+def fracture_group_row(group: Sequence[FractureJudgement]) -> Evidence:
+    """One evidence row per fracture: the date is its own (the Condition's onset, or the first imaging that
+    shows it), never a later exam's; every source is listed."""
+    fractures = [j.fracture for j in group]
+    first = fractures[0]
+    site = next((f.site for f in fractures if f.site != "unspecified"), first.site)
+    levels = sorted({v for f in fractures for v in f.vertebrae}, key=_spine_order)
+    grades = [f.genant_grade for f in fractures if f.genant_grade is not None]
+    quoted = next((f for f in fractures if f.quote), None)
+    return Evidence(
+        kind="fracture",
+        source=first.source,
+        when=first.when,
+        region=site + (f" {'/'.join(levels)}" if levels else ""),
+        quote=quoted.quote if quoted else None,
+        quote_source=quoted.source if quoted and quoted is not first else None,
+        value=float(max(grades)) if grades else None,
+        unit="Genant" if grades else None,
+        also_in=tuple(dict.fromkeys(f.source for f in fractures[1:] if f.source != first.source)),
+    )
+
+
+def awaits_ecf_check(group: Sequence[FractureJudgement]) -> bool:
+    """FX-4: the fracture rests only on Genant grade 1 whose endplate/cortex (ECF) nobody described: it may
+    be a deformity, so what it alone decides is provisional until the ECF is checked."""
+    return all(j.fracture.genant_grade == 1 and j.fracture.ecf == "not-stated" for j in group)
+
+
+def _spine_order(level: str) -> tuple[int, int]:
+    return ("CTLS".find(level[:1]), int(level[1:]) if level[1:].isdigit() else 0)
 
 
 def fracture_notes(judgements: Sequence[FractureJudgement]) -> list[str]:

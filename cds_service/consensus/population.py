@@ -80,6 +80,10 @@ def _woman(
         return PopulationJudgement(Population.T_SCORE, Basis.POSTMENOPAUSAL_RECORDED, age)
     if _recorded_premenopausal(facts, day):
         return PopulationJudgement(Population.Z_SCORE, Basis.PREMENOPAUSAL_RECORDED, age)
+    # POP-4 (choice): menopause recorded later, by a woman already of the assumed menopause age on the day,
+    # confirms what the age would assume (He Yulan: M81.0 a week after her fracture at 85): nothing assumed.
+    if age is not None and age >= clinical.menopause_age and facts.coded_of("postmenopausal"):
+        return PopulationJudgement(Population.T_SCORE, Basis.POSTMENOPAUSAL_RECORDED, age)
     if age is None:
         return PopulationJudgement(Population.UNKNOWN, Basis.UNKNOWN_AGE, None)
     # POP-4: the record is silent; a woman at or above the setting's age is assumed postmenopausal.

@@ -324,13 +324,23 @@ def dxa_unreliable(
                     region=kind,
                 )
             )
+    # REC-QCT: only a fracture within the lumbar region DXA measures (L1–L4) falsifies it; a thoracic one
+    # (T8, T12) leaves lumbar and hip DXA valid, and a vertebra of unstated level is not known to be there.
     vertebral = [
-        j.fracture for j in judgements if j.verdict is Verdict.FRAGILITY and j.fracture.site == "vertebra"
+        j.fracture
+        for j in judgements
+        if j.verdict is Verdict.FRAGILITY
+        and j.fracture.site == "vertebra"
+        and DXA_LUMBAR_LEVELS & set(j.fracture.vertebrae)
     ]
     if vertebral:
         reasons.append("vertebral-fracture")
         evidence.append(fracture_row(vertebral[0]))
     return reasons, evidence, settings
+
+
+# REC-QCT / DXA-1: the vertebrae of the lumbar DXA region.
+DXA_LUMBAR_LEVELS = frozenset({"L1", "L2", "L3", "L4"})
 
 
 def _qct_population(facts: PatientFacts, clinical: ClinicalSettings, today: date) -> bool:

@@ -6,7 +6,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -46,7 +46,7 @@ from cds_service.facts.model import (
     Sex,
 )
 from cds_service.facts.orders import with_kinds
-from cds_service.facts.report_text import FractureMention, read_report
+from cds_service.facts.report_text import FractureMention, read_report, stated_trauma
 from cds_service.facts.valuesets import (
     BMI_LOINC,
     BODY_SITE_REGIONS,
@@ -65,6 +65,7 @@ from cds_service.facts.valuesets import (
     VERTEBRA_SNOMED,
     WEIGHT_LOINC,
     icd10_concept,
+    implies_postmenopausal,
 )
 
 # CONTRACT.md: only these Observation statuses count.
@@ -519,6 +520,8 @@ class _Reader:
             or parse_fhir_datetime(resource.get("recordedDate"), self.tz)
         )
         display = concept_text(resource.get("code")) or None
+        # FX-1 / FX-1a: how the fracture happened, read from the Condition's text and notes as from reports.
+        trauma = _condition_trauma(resource) if fracture is not None or text_fractures else "not-stated"
         for concept in concepts:
             if concept == "spinal-fusion" and _fusion_elsewhere(resource):
                 continue
@@ -534,7 +537,8 @@ class _Reader:
                     site=site,
                     when=when,
                     source=source,
-                    trauma="none" if osteoporotic else "not-stated",
+                    # An osteoporotic fracture code names its own mechanism; the text may state another.
+                    trauma=trauma if trauma != "not-stated" else ("none" if osteoporotic else "not-stated"),
                     from_condition=True,
                     display=display,
                     certain=not unconfirmed,
@@ -542,6 +546,8 @@ class _Reader:
             )
         for mention in text_fractures:
             # A fracture diagnosis written as text only (common in Chinese hospitals), read like a report.
+            if mention.trauma == "not-stated" and trauma != "not-stated":
+                mention = replace(mention, trauma=trauma)  # stated in a note of the Condition
             self.facts.fractures.append(
                 fracture_from_mention(
                     mention,
@@ -586,14 +592,22 @@ class _Reader:
         found: list[str] = []
         for system, value, _ in codings(code):
             concept: str | None = None
+            icd10 = False
             if system == SNOMED:
                 concept = SNOMED_CONCEPTS.get(value)
             elif system == ICD10_PCS:  # before the ICD-10 test: its URL contains "ICD10" too
                 concept = ICD10_PCS_CONCEPTS.get(value.upper())
             elif system in ICD10_SYSTEMS or "icd-10" in system.lower() or "icd10" in system.lower():
                 concept = icd10_concept(value)
+                icd10 = True
             if concept is not None and concept not in found:
                 found.append(concept)
+            if (
+                not procedure
+                and implies_postmenopausal(system, value, icd10)
+                and "postmenopausal" not in found
+            ):
+                found.append("postmenopausal")  # POP-4: postmenopausal osteoporosis, in its own code system
         if found:
             return found
         text = concept_text(code).lower()
@@ -736,6 +750,12 @@ def _fusion_elsewhere(resource: JsonObject) -> bool:
 
 def _states_menopause(text: str) -> bool:
     return any(w in text for w in _MENOPAUSE_WORDS) and not any(w in text for w in _NOT_MENOPAUSE_WORDS)
+
+
+def _condition_trauma(resource: JsonObject) -> str:
+    """FX-1 / FX-5: the mechanism stated in a Condition's code text and notes (report reader's reading)."""
+    notes = [as_str((as_dict(n) or {}).get("text")) or "" for n in as_list(resource.get("note"))]
+    return stated_trauma("\n".join([concept_text(resource.get("code")), *notes]))
 
 
 def _fractures_in_text(code: object) -> tuple[FractureMention, ...]:

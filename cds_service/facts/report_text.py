@@ -446,6 +446,18 @@ def read_report(text: str) -> ReportReading:
     )
 
 
+def stated_trauma(text: str) -> str:
+    """FX-1 / FX-5: the mechanism a text states, read as in reports, whether or not it names a fracture
+    (a Condition's text "右股骨颈骨折（家中平地跌倒）", or a note "家中平地跌倒"): "high-energy" | "minor" |
+    "unspecified" | "none" | "not-stated"."""
+    normalised, _ = _normalise(text[:MAX_REPORT_CHARS])
+    low = normalised[:MAX_NORMALISED_CHARS].translate(_ASCII_LOWER)
+    clauses = _split_clauses(low)
+    for clause in clauses:
+        _read_clause(low, clause)
+    return _trauma(clauses)
+
+
 # --------------------------------------------------------------------------------------------------
 # Normalisation with a map back to the input
 

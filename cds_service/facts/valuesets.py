@@ -248,6 +248,33 @@ ICD10_PCS_CONCEPTS: dict[str, str] = {
 }
 
 
+# POP-4: codes that imply a postmenopausal woman, keyed on the code system (codes.md caveat 6). In WHO
+# ICD-10 and the Chinese editions built on it (GB/T 14396, 国家临床版 extensions such as M81.000 sit under
+# these) M81.0 is postmenopausal osteoporosis and M80.0 postmenopausal osteoporosis with pathological
+# fracture; in ICD-10-CM the same codes are "age-related" osteoporosis and imply nothing.
+POSTMENOPAUSAL_WHO_ICD10_PREFIXES = ("M81.0", "M80.0")
+# codes.md C: 102447009 Postmenopausal osteoporosis (VSAC 113.12.1038), 203453001 Postmenopausal osteoporosis
+# with pathological fracture (VSAC 113.12.1050).
+POSTMENOPAUSAL_SNOMED = frozenset({"102447009", "203453001"})
+
+
+def is_icd10_cm(system: str) -> bool:
+    """ICD-10-CM (the US clinical modification), whose M80/M81 meanings differ from WHO ICD-10 (caveat 6)."""
+    flat = system.lower().replace("-", "").replace("_", "")
+    return "icd10cm" in flat
+
+
+def implies_postmenopausal(system: str, code: str, icd10: bool) -> bool:
+    """POP-4: the coding names postmenopausal osteoporosis in its own code system."""
+    if system == SNOMED:
+        return code in POSTMENOPAUSAL_SNOMED
+    return (
+        icd10
+        and not is_icd10_cm(system)
+        and code.strip().upper().startswith(POSTMENOPAUSAL_WHO_ICD10_PREFIXES)
+    )
+
+
 def icd10_concept(code: str) -> str | None:
     """The concept of an ICD-10 code by its longest known prefix (WHO, CM and Chinese extensions)."""
     normalised = code.strip().upper()

@@ -66,7 +66,13 @@ def load_catalogue(examples_dir: Path = DEFAULT_EXAMPLES_DIR) -> Catalogue:
     index = _read_index(examples_dir / "patients" / "index.json")
     patients = [d for d in (_demo_of(e, examples_dir / "patients") for e in _entries(index)) if d is not None]
     topics_by_name = _expected_topics_by_name(index, patients)
-    requests = _prefetch_requests(examples_dir / "requests", topics_by_name)
+    # A hand-made patient's request (wang-xiulan-prefetch.json) is the same patient as its bundle: one entry.
+    listed = {d.path.stem.lower() for d in patients}
+    requests = [
+        d
+        for d in _prefetch_requests(examples_dir / "requests", topics_by_name)
+        if d.path.name.removesuffix("-prefetch.json").lower() not in listed
+    ]
     settings = index.get("settings") if isinstance(index, dict) else None
     chosen = {
         k: v for k, v in (settings or {}).items() if k in _DEMO_SETTINGS and isinstance(v, str) and v.strip()

@@ -474,3 +474,37 @@ def test_every_example_answer_follows_the_cds_hooks_rules(
     response = post(client, example_request(f"{name}-prefetch"), **{"Accept-Language": language})
     assert response.status_code == 200
     cds_rules(response.get_json())
+
+
+# --- OSTEO_CDS_SILENT (issue 17 go-live safety) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("silent", "shown"),
+    [
+        pytest.param(False, True, id="OSTEO_CDS_SILENT unset: cards shown and recorded"),
+        pytest.param(True, False, id="OSTEO_CDS_SILENT=true: cards recorded, response {cards: []}"),
+    ],
+)
+def test_silent_mode_records_cards_but_answers_none(
+    silent: bool, shown: bool, osteo_settings: Settings, example_request: Callable[[str], Body]
+) -> None:
+    client = create_app(osteo_settings.with_changes(silent=silent)).test_client()
+    response = post(client, example_request("he-yulan-prefetch"))
+    assert response.status_code == 200
+    assert bool(response.get_json()["cards"]) is shown
+    rows = AuditStore.from_url(osteo_settings.database_url).report()
+    assert "spine-radiograph-recommended" in {row.topic_code for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("raw", "silent"),
+    [
+        pytest.param(None, False, id="OSTEO_CDS_SILENT default off"),
+        pytest.param("true", True, id="OSTEO_CDS_SILENT=true"),
+        pytest.param("false", False, id="OSTEO_CDS_SILENT=false"),
+    ],
+)
+def test_silent_setting(raw: str | None, silent: bool) -> None:
+    env = {} if raw is None else {"OSTEO_CDS_SILENT": raw}
+    assert Settings.from_env(env).silent is silent

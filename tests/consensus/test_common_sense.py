@@ -166,15 +166,11 @@ def test_the_living_get_the_order_card_of_each_scenario(topic: str) -> None:
     ],
 )
 @pytest.mark.parametrize("topic", sorted(SCENARIOS))
-def test_deceased_patient_gets_no_order_card_but_keeps_the_diagnosis(
-    topic: str, deceased: dict[str, Any]
-) -> None:
+def test_deceased_patient_gets_no_card_at_all(topic: str, deceased: dict[str, Any]) -> None:
+    # CONTRACT.md common sense (issue 17): no card at all, the diagnosis included.
     resources, diagnosis = SCENARIOS[topic]
-    response = _response([old_man(**deceased), *resources])
-    topics = card_topics(response)
-    assert not ORDER_TOPICS & set(topics)
-    assert diagnosis_topics(response) == [diagnosis]
-    assert not any(_service_requests(card) for card in response["cards"])
+    assert diagnosis_topics(_response([old_man(), *resources])) == [diagnosis]
+    assert _response([old_man(**deceased), *resources]) == {"cards": []}
 
 
 def test_deceased_boolean_false_is_alive() -> None:

@@ -779,3 +779,67 @@ def test_fracture_cards_end_to_end() -> None:
     topics = card_topics(response)
     assert topics[0] == "osteoporosis-fracture"
     assert "vertebral-fracture-ecf-check" in topics
+
+
+# --- FX-4: a diagnosis resting only on an unchecked Genant grade 1 vertebra is provisional (issue 17) ------
+
+
+@pytest.mark.parametrize(
+    ("resources", "topic", "note", "suggests"),
+    [
+        pytest.param(
+            [genant(1, "T8")],
+            "osteoporosis-fracture",
+            "diagnosis-provisional-ecf",
+            False,
+            id="FX-4 Xu Fang: only a Genant 1 T8, ECF not described: provisional, no Condition",
+        ),
+        pytest.param(
+            [genant(1, "T8"), diagnostic_report("T8椎体高度轻度减低，Genant 1度")],
+            "osteoporosis-fracture",
+            "diagnosis-provisional-ecf",
+            False,
+            id="FX-4 the same grade 1 on VFA and report: still provisional",
+        ),
+        pytest.param(
+            [diagnostic_report("L1椎体Genant 1度压缩骨折，终板骨折")],
+            "osteoporosis-fracture",
+            None,
+            True,
+            id="FX-4 grade 1 with ECF present: a fracture, not provisional",
+        ),
+        pytest.param(
+            [genant(2, "T12")],
+            "osteoporosis-fracture",
+            None,
+            True,
+            id="FX-4 grade 2, ECF not stated: not provisional",
+        ),
+        pytest.param(
+            [genant(1, "T8"), diagnostic_report("右股骨颈骨折")],
+            "osteoporosis-fracture",
+            None,
+            True,
+            id="FX-4 grade 1 T8 and a hip fracture: the hip decides, not provisional",
+        ),
+        pytest.param(
+            [genant(1, "T8"), t_score(-3.0, when=FRACTURE_DAY)],
+            "severe-osteoporosis",
+            "severity-provisional-ecf",
+            True,
+            id="FX-4 BMD osteoporosis + grade 1 only: severity provisional, Condition kept",
+        ),
+    ],
+)
+def test_fx4_provisional_until_the_ecf_check(
+    resources: list[Resource], topic: str, note: str | None, suggests: bool
+) -> None:
+    findings = _findings(*resources)
+    dx = diagnosis_of(findings)
+    assert dx is not None and dx.topic == topic
+    provisional_notes = {"diagnosis-provisional-ecf", "severity-provisional-ecf"} & set(dx.notes)
+    assert provisional_notes == ({note} if note else set())
+    assert dx.suggest_condition is suggests
+    assert (dx.params.get("summary_variant") == "provisional") is (note == "diagnosis-provisional-ecf")
+    if note:
+        assert "vertebral-fracture-ecf-check" in _topics(findings)  # the check the diagnosis waits for

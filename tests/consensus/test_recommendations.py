@@ -787,3 +787,39 @@ def test_rec_peripheral_qus_is_not_called_bmd() -> None:
     finding = _finding(_findings(qus, who=OLD_MAN), "peripheral-screening-only")
     assert "qus-not-bmd" in finding.notes
     assert {e.kind for e in finding.evidence} == {"qus"}
+
+
+# --- REC-QCT: only a fracture within L1–L4 makes DXA unreliable (issue 17) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conclusion", "counts"),
+    [
+        pytest.param("L1椎体压缩性骨折", True, id="REC-QCT L1 fracture: DXA unreliable"),
+        pytest.param("L4椎体压缩性骨折", True, id="REC-QCT L4 fracture (last DXA level): DXA unreliable"),
+        pytest.param("L5椎体压缩性骨折", False, id="REC-QCT L5 fracture, below L1-L4: not a reason"),
+        pytest.param("T12椎体压缩性骨折", False, id="REC-QCT T12 fracture, above L1-L4: not a reason"),
+        pytest.param("T8椎体压缩性骨折", False, id="REC-QCT T8 fracture (Xu Fang): not a reason"),
+        pytest.param("T12、L1椎体压缩性骨折", True, id="REC-QCT T12 and L1 fractures: L1 is a reason"),
+    ],
+)
+def test_rec_qct_vertebral_fracture_counts_only_within_l1_l4(conclusion: str, counts: bool) -> None:
+    findings = _findings(DXA_ON_RECORD, diagnostic_report(conclusion, when=RECENT))
+    qct_card = [f for f in findings if f.topic == "qct-recommended"]
+    assert bool(qct_card) is counts
+    if counts:
+        assert "dxa-unreliable-vertebral-fracture" in qct_card[0].notes
+
+
+@pytest.mark.parametrize(
+    ("conclusion", "order"),
+    [
+        pytest.param("胸椎骨质疏松改变，T12椎体压缩性骨折", DXA_STUDY, id="REC-BMD T12 fracture only: DXA"),
+        pytest.param(
+            "腰椎骨质疏松改变，L2椎体压缩性骨折", QCT_STUDY, id="REC-BMD L2 fracture: QCT (REC-QCT)"
+        ),
+    ],
+)
+def test_rec_bmd_thoracic_fracture_offers_dxa(conclusion: str, order: str) -> None:
+    finding = _finding(_findings(diagnostic_report(conclusion, when=RECENT)), "bmd-measurement-recommended")
+    assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [order]

@@ -578,7 +578,9 @@ def test_recorded_bmi_wins_over_derived() -> None:
     [
         pytest.param(condition(snomed="64859006"), ["osteoporosis"], id="condition SNOMED osteoporosis"),
         pytest.param(
-            condition(icd="M81.000"), ["osteoporosis"], id="condition Chinese ICD-10 M81.000 by prefix"
+            condition(icd="M81.000"),
+            ["osteoporosis", "postmenopausal"],
+            id="condition Chinese ICD-10 M81.000 by prefix (POP-4: under M81.0, postmenopausal)",
         ),
         pytest.param(
             condition(icd=("http://hl7.org/fhir/sid/icd-10-cm", "M80.08XA")),

@@ -43,7 +43,8 @@ def test_the_index_patients_come_first_then_the_prefetch_requests(tmp_path: Path
         "synthea": [{"file": "elsewhere.json", "title": "A", "expectedTopics": ["y"]}],
     }
     catalogue = load_catalogue(examples(tmp_path, index))
-    assert [d.id for d in catalogue.demos] == ["patients/b", "patients/a", "requests/a-prefetch"]
+    # issue 17: patient a's request is the same patient as its bundle, listed once (as the bundle)
+    assert [d.id for d in catalogue.demos] == ["patients/b", "patients/a"]
     b = catalogue.demos[0]
     assert (b.label, b.description_in("en"), b.description_in("zh-CN"), b.expected_topics) == (
         "B",
@@ -51,8 +52,21 @@ def test_the_index_patients_come_first_then_the_prefetch_requests(tmp_path: Path
         "中",
         ("x",),
     )
-    # a request is labelled with the topics of the index entry of the same name
+    # a request of a patient the index does not list is kept, labelled with the topics of the index entry
+    # of the same name
+    index["patients"] = index["patients"][:1]
+    catalogue = load_catalogue(examples(tmp_path, index))
+    assert [d.id for d in catalogue.demos] == ["patients/b", "requests/a-prefetch"]
     assert catalogue.find("requests/a-prefetch").expected_topics == ("y",)  # type: ignore[union-attr]
+
+
+def test_each_hand_made_patient_is_listed_once() -> None:
+    catalogue = load_catalogue()
+    stems = [d.path.name.removesuffix(".json").removesuffix("-prefetch") for d in catalogue.demos]
+    assert len(stems) == len(set(stems))
+    assert "patients/wang-xiulan" in {d.id for d in catalogue.demos}
+    assert "requests/wang-xiulan-prefetch" not in {d.id for d in catalogue.demos}
+    assert "requests/chad-quigley-prefetch" in {d.id for d in catalogue.demos}  # Synthea: a request only
 
 
 def test_without_an_index_only_the_requests_are_listed(tmp_path: Path) -> None:

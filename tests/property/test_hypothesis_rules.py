@@ -8,7 +8,7 @@ components, wrongly typed elements and other patients' resources.
 Properties (CONTRACT.md "Cards"): at most one diagnosis card; summary < 140 characters; topic system and
 code from the contract, with the contract's indicator; every card cites at least one rule ID of
 CONSENSUS-RULES.md (when ../shared is there) and one of the rules the contract names for its topic; a
-deceased patient gets no order-proposing card; the ServiceRequests proposed are draft proposals for the
+deceased patient gets no card at all; the ServiceRequests proposed are draft proposals for the
 patient, coded as the contract's suggestion table says, citing a rule, and never for a code already on an
 active or draft ServiceRequest; Conditions are suggested by osteoporosis diagnosis cards only; and once the
 suggestions are accepted (orders placed, Condition recorded), evaluating again proposes none of them.
@@ -691,6 +691,7 @@ def check_evaluation(resources: list[Any], language: str) -> dict[str, Any]:
     assert sum(TOPICS[t][0] is Group.DIAGNOSIS for t in topics) <= 1, topics
     known = consensus_rule_ids()
     deceased = is_deceased(resources[0])
+    assert not (deceased and cards), "CONTRACT.md: a deceased patient gets no card at all"
     already_ordered = open_order_codes(resources)
     for card in cards:
         topic = card["source"]["topic"]["code"]
