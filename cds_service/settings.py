@@ -79,6 +79,7 @@ class ClinicalSettings:
     spine_radiograph_age: int = 60  # REC-SPINE-XR (consensus)
     spine_imaging_lookback_months: int = 36  # REC-SPINE-XR
     bmd_lookback_months: int | None = None  # None: most recent at any date
+    glucocorticoid_months: int = 3  # POP-5: systemic glucocorticoid use that counts (fracture-risk tools)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class Settings:
                 get, "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", 36, 1, 600
             ),
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
+            glucocorticoid_months=int_setting(get, "OSTEO_CDS_GLUCOCORTICOID_MONTHS", 3, 1, 120),
         )
         return cls(
             auth=auth,

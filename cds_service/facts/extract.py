@@ -36,6 +36,7 @@ from cds_service.facts.imaging import (
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.medications import read_medication
 from cds_service.facts.model import (
+    SAME_EXAM_DAYS,
     BmdMeasurement,
     Bmi,
     CodedFinding,
@@ -862,9 +863,6 @@ def _number_with_unit(text: str) -> JsonObject | None:
     return {"value": float(match.group(1).replace(" ", "")), "unit": (match.group(2) or "").strip()}
 
 
-# DXA-1 / QCT-1: values within this many days of each other belong to one exam (consensus/bmd.py reads
-# the same window); a BMD report and the Observations of its exam are dated within it.
-SAME_EXAM_DAYS = 7
 _QCT_REPORT_LOINC = frozenset({"95924-7", "95925-4"})
 _QCT_REPORT_WORDS = ("qct", "定量ct", "定量 ct")
 

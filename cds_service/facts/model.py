@@ -41,6 +41,11 @@ class Region(StrEnum):
     OTHER = "other"
 
 
+# One exam may be recorded over two days (spine one day, hip the next; or across local midnight): values
+# within this many days of an exam's newest value belong to it (a choice; repeat exams are months apart).
+# A BMD report and the Observations of its exam are dated within it too.
+SAME_EXAM_DAYS = 7
+
 # Diagnostic DXA regions of DXA-1.
 CENTRAL_DXA_REGIONS = frozenset({Region.LUMBAR_SPINE, Region.FEMORAL_NECK, Region.TOTAL_HIP})
 
@@ -91,7 +96,7 @@ class MedicationUse:
     """A systemic glucocorticoid (or other secondary-cause drug) order or statement, with its time span."""
 
     drug_class: str  # "glucocorticoids"
-    start: date | None
+    start: date
     end: date | None  # None with `ongoing`: still taken; None otherwise: duration not stated
     ongoing: bool
     source: str
