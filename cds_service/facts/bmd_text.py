@@ -94,15 +94,18 @@ _BMD_UNIT = r"(?:g|mg)\s*/\s*(?:cm\s*\^?\s*[23]|cc|ml)"
 _VALUE_WITH_UNIT_RE = re.compile(rf"(?P<n>{_NUMBER})\s*(?P<u>{_BMD_UNIT})(?![a-z0-9])")
 _BMD_LABEL_RE = re.compile(r"bmd|骨密度|骨矿(?:物)?密度|骨矿含量|bone\s+(?:mineral\s+)?density")
 _SCORE_VALUE_RE = re.compile(rf"(?P<n>{_NUMBER})(?P<bad>[.x*?#]+[\dx*?#]*)?")
-_BARE_QCT_NUMBER_RE = re.compile(r"\s*(?:值|值为|为|是|[:=])?\s*(?P<n>\d{1,3}(?:\.\d+)?)(?![\d.\-/:年月日])")
+_BARE_QCT_NUMBER_RE = re.compile(
+    r"\s*(?:平均值?|均值|mean|average)?\s*(?:值|值为|为|是|[:=])?\s*(?P<n>\d{1,3}(?:\.\d+)?)(?![\d.\-/:年月日])"
+)
 _LISTED_NUMBERS_RE = re.compile(
-    rf"^\s*[:=]?\s*(?:(?:椎体)?(?:松质骨)?(?:骨密度|bmd)\s*)?(?:分别为|分别是|分别|respectively|were|are)?\s*[:=]?\s*(?P<list>{_NUMBER}(?:\s*(?:[、/和及与]|and)\s*{_NUMBER})*)(?P<unit>\s*{_BMD_UNIT})?"
+    rf"^\s*[:=]?\s*(?:(?:椎体)?(?:松质骨)?(?:骨密度|v?bmd)\s*)?(?:分别为|分别是|分别|respectively|were|are)?\s*[:=]?\s*(?P<list>{_NUMBER}(?:\s*(?:[、/和及与]|and)\s*{_NUMBER})*)(?P<unit>\s*{_BMD_UNIT})?"
 )
 # A value that is there but cannot be read: "T值 -2.x", "T-score: ***", "Z值 --", "见附图".
 _UNREADABLE_RE = re.compile(
     r"(?:[-+]?\s?\d*\.?[x*?#]+[x*?#\d.]*"
     r"|-{2,}|n/?a(?![a-z])|不详|无法(?:读取|识别|计算|显示)|模糊|缺失|unreadable|illegible|see\s+(?:image|attached)|见(?:附)?[图表])"
 )
+_RANGE_BEFORE = re.compile(r"\d\s*(?:~|至|到)\s*$")
 _COMPARISON_BEFORE = re.compile(
     r"(?:[<>≤≥≦≧]|<=|>=|小于|大于|低于|高于|不足|不超过|不低于|超过|below|above|less\s+than|greater\s+than|under|over)\s*$"
 )
@@ -313,16 +316,20 @@ def _unmeasured_sites(sentence: str, sites: list[_Site], quote: str, reading: _R
                 continue
             cue = clause_start + at
             in_clause = [s for s in sites if clause_start <= s.start < cue]
+            after_cue = [s for s in sites if cue <= s.start < clause_end]
+            site: _Site | None = None
             if in_clause:
-                site: _Site | None = in_clause[-1]
-            elif at <= 6:
-                site = _site_before(sites, clause_start)
-            else:
-                site = None
+                site = in_clause[-1]
+            elif at <= 6 and _site_before(sites, clause_start) is not None:
+                site = _site_before(sites, clause_start)  # "腰椎严重变形，无法测量"
+            elif after_cue:
+                site = after_cue[0]  # "Unable to measure the left hip"
             if site is None or site.region is None or id(site) in found:
                 continue  # a vertebra left out of a QCT mean is QCT-1's business, not a site
             found.add(id(site))
-            reason = any(w in clause for w in _DXA2_REASON_WORDS)
+            following = [s.start for s in sites if s.start > site.start]
+            said = sentence[site.start : following[0] if following else len(sentence)]
+            reason = any(w in said or w in clause for w in _DXA2_REASON_WORDS)
             reading.unmeasured.append(TextSite(site.region, quote, site.laterality, reason))
     return found
 
@@ -419,6 +426,10 @@ def _not_a_measurement(text: str, start: int, end: int) -> bool:
     """A threshold ("≤ -2.5", "低于 80", "-2.5 以下") or a range ("-1.0~-2.5") is not a value."""
     before = text[max(0, start - 12) : start]
     after = text[end : end + 12]
+    if _RANGE_BEFORE.search(before) or (
+        re.search(r"\d\s*$", before) and text[start:end].lstrip().startswith("-")
+    ):
+        return True  # "80~120", "80-120": the second bound of a range
     return bool(
         _COMPARISON_BEFORE.search(before) or _COMPARISON_AFTER.match(after) or _RANGE_AFTER.match(after)
     )
@@ -564,7 +575,7 @@ def _number(raw: str) -> float | None:
 def _sentences(low: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
-    for m in re.finditer(r"[。;!?\n]|\.(?=\s|$)", low):
+    for m in re.finditer(r"[。;!\n]|\.(?=\s|$)", low):
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(low)))
