@@ -851,7 +851,8 @@ def _fractures_in_text(code: object) -> tuple[FractureMention, ...]:
 
 
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
-_NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?\s?\d+(?:\.\d+)?)\s*([^\d\s][^\d]*)?\s*")
+# A number, then optionally a unit that starts with a letter, "{" or "%" ("SD", "g/cm2", "{T-score}").
+_NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?\s?\d+(?:\.\d+)?)\s*([A-Za-z{%µμ]\S*(?:\s+\S+)*)?\s*")
 
 
 def _number_with_unit(text: str) -> JsonObject | None:
