@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from cds_service.consensus.bmd import (
@@ -153,6 +153,7 @@ def _assess_bmd(
         _judge_qct(result, latest_qct, population, fractured_vertebrae)
     if any(e.quote and e.kind not in ("unreadable", "not-measured") for e in result.evidence):
         result.notes.append("bmd-from-text")
+    result.evidence = _quoted_once(result.evidence)
     _context_rows(result, facts)
     return result
 
@@ -167,6 +168,19 @@ def _unreadable(result: _Bmd, facts: PatientFacts, blocked: set[Modality]) -> No
             result.evidence.append(
                 Evidence(kind="unreadable", source=u.source, when=u.when, quote=u.quote, used=False)
             )
+
+
+def _quoted_once(evidence: list[Evidence]) -> list[Evidence]:
+    """One sentence often holds several values ("T值 -2.1，Z值 -0.9"): it is quoted once."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for e in evidence:
+        if e.quote is not None and (e.source, e.quote) in seen:
+            e = replace(e, quote=None)
+        elif e.quote is not None:
+            seen.add((e.source, e.quote))
+        rows.append(e)
+    return rows
 
 
 def _has_diagnostic_scores(exam: DxaExam, facts: PatientFacts) -> bool:
