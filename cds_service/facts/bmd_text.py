@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from cds_service.facts.levels import vertebra_levels
@@ -97,8 +98,9 @@ _SCORE_VALUE_RE = re.compile(rf"(?P<n>{_NUMBER})(?P<bad>[.x*?#]+[\dx*?#]*)?")
 _BARE_QCT_NUMBER_RE = re.compile(
     r"\s*(?:平均值?|均值|mean|average)?\s*(?:值|值为|为|是|[:=])?\s*(?P<n>\d{1,3}(?:\.\d+)?)(?![\d.\-/:年月日])"
 )
+_MORE_VALUES_RE = re.compile(r"[\s,、]*(?:[lt]?\s?\d|$)")
 _LISTED_NUMBERS_RE = re.compile(
-    rf"^\s*[:=]?\s*(?:(?:椎体)?(?:松质骨)?(?:骨密度|v?bmd)\s*)?(?:分别为|分别是|分别|respectively|were|are)?\s*[:=]?\s*(?P<list>{_NUMBER}(?:\s*(?:[、/和及与]|and)\s*{_NUMBER})*)(?P<unit>\s*{_BMD_UNIT})?"
+    rf"\s*[:=]?\s*(?:(?:椎体)?(?:松质骨)?(?:骨密度|v?bmd)\s*)?(?:分别为|分别是|分别|respectively|were|are)?\s*[:=]?\s*(?P<list>{_NUMBER}(?:\s*(?:[、/和及与]|and)\s*{_NUMBER})*)(?P<unit>\s*{_BMD_UNIT})?"
 )
 # A value that is there but cannot be read: "T值 -2.x", "T-score: ***", "Z值 --", "见附图".
 _UNREADABLE_RE = re.compile(
@@ -257,12 +259,12 @@ def _read_sentence(sentence: str, quote: str, context: _Context, reading: _Readi
     sites = _sites(sentence)
     masked = _mask(sentence, sites)
     unmeasured = _unmeasured_sites(sentence, sites, quote, reading)
-    used: list[tuple[int, int]] = []  # spans of numbers already read in this sentence
+    used: set[int] = set()  # positions of numbers already read in this sentence
     _listed_vbmd(masked, sites, quote, context, reading, used)
     for m in _VALUE_WITH_UNIT_RE.finditer(masked):
         if _overlaps(used, m.start("n"), m.end("n")) or _not_a_measurement(masked, m.start("n"), m.end()):
             continue
-        used.append((m.start("n"), m.end("n")))
+        used.update(range(m.start("n"), m.end("n")))
         value = _number(m.group("n"))
         unit = re.sub(r"[\s^]", "", m.group("u"))
         site = _site_before(sites, m.start())
@@ -295,7 +297,7 @@ def _read_sentence(sentence: str, quote: str, context: _Context, reading: _Readi
         if value is None:
             reading.unreadable.append(quote)
             continue
-        used.append((offset, offset + number.end("n")))
+        used.update(range(offset, offset + number.end("n")))
         measure = Measure.T_SCORE if m.group("m") == "t" else Measure.Z_SCORE
         built = _score(site, measure, value, quote, context)
         if built is not None:
@@ -315,20 +317,20 @@ def _unmeasured_sites(sentence: str, sites: list[_Site], quote: str, reading: _R
             if at < 0:
                 continue
             cue = clause_start + at
-            in_clause = [s for s in sites if clause_start <= s.start < cue]
-            after_cue = [s for s in sites if cue <= s.start < clause_end]
+            before_cue = _site_before(sites, cue)
+            next_site = _site_from(sites, cue)
             site: _Site | None = None
-            if in_clause:
-                site = in_clause[-1]
-            elif at <= 6 and _site_before(sites, clause_start) is not None:
-                site = _site_before(sites, clause_start)  # "腰椎严重变形，无法测量"
-            elif after_cue:
-                site = after_cue[0]  # "Unable to measure the left hip"
+            if before_cue is not None and before_cue.start >= clause_start:
+                site = before_cue
+            elif at <= 6 and before_cue is not None:
+                site = before_cue  # "腰椎严重变形，无法测量"
+            elif next_site is not None and next_site.start < clause_end:
+                site = next_site  # "Unable to measure the left hip"
             if site is None or site.region is None or id(site) in found:
                 continue  # a vertebra left out of a QCT mean is QCT-1's business, not a site
             found.add(id(site))
-            following = [s.start for s in sites if s.start > site.start]
-            said = sentence[site.start : following[0] if following else len(sentence)]
+            following = _site_from(sites, site.start + 1)
+            said = sentence[site.start : following.start if following else len(sentence)]
             reason = any(w in said or w in clause for w in _DXA2_REASON_WORDS)
             reading.unmeasured.append(TextSite(site.region, quote, site.laterality, reason))
     return found
@@ -340,21 +342,21 @@ def _listed_vbmd(
     quote: str,
     context: _Context,
     reading: _Reading,
-    used: list[tuple[int, int]],
+    used: set[int],
 ) -> None:
     """QCT-1 per-vertebra values: "L1 78.2, L2 66.8 mg/cm³", "L1、L2分别为78.2、66.8 mg/cm³"."""
     if not _VBMD_UNIT_RE.search(masked) or context.peripheral:
         return
+    last_unit = max((m.start() for m in _VALUE_WITH_UNIT_RE.finditer(masked)), default=-1)
     for site in sites:
-        if site.region is not None or not site.levels:
-            continue
-        m = _LISTED_NUMBERS_RE.match(masked[site.end :])
+        if site.region is not None or not site.levels or site.end > last_unit:
+            continue  # a unit must follow somewhere in the sentence
+        m = _LISTED_NUMBERS_RE.match(masked, site.end)
         if m is None:
             continue
         numbers = list(re.finditer(_NUMBER, m.group("list")))
-        after = masked[site.end + m.end() :]
-        unit_follows = m.group("unit") is not None or bool(re.match(r"[\s,、]*(?:[lt]?\s?\d|$)", after))
-        if not unit_follows or _VALUE_WITH_UNIT_RE.search(masked[site.end :]) is None:
+        unit_follows = m.group("unit") is not None or bool(_MORE_VALUES_RE.match(masked, m.end()))
+        if not unit_follows:
             continue
         if len(numbers) == len(site.levels) and len(numbers) > 1 and not site.mean:
             pairs = list(zip(site.levels, numbers, strict=True))  # "分别为": one value per vertebra
@@ -362,7 +364,7 @@ def _listed_vbmd(
             pairs = [(site.levels[0] if len(site.levels) == 1 else "", numbers[0])]
         else:
             continue
-        base = site.end + m.start("list")
+        base = m.start("list")
         for level, number in pairs:
             start, end = base + number.start(), base + number.end()
             if _overlaps(used, start, end) or _not_a_measurement(masked, start, end):
@@ -370,7 +372,7 @@ def _listed_vbmd(
             value = _number(number.group(0))
             if value is None:
                 continue
-            used.append((start, end))
+            used.update(range(start, end))
             if level:
                 reading.values.append(
                     TextValue(
@@ -401,7 +403,7 @@ def _listed_vbmd(
                 )
 
 
-def _unitless_qct(masked: str, used: list[tuple[int, int]], quote: str, reading: _Reading) -> None:
+def _unitless_qct(masked: str, used: set[int], quote: str, reading: _Reading) -> None:
     """QCT: "骨密度 75.2" with no unit is a value that cannot be read (mg/cm³? HU?)."""
     for m in _BMD_LABEL_RE.finditer(masked):
         number = _BARE_QCT_NUMBER_RE.match(masked[m.end() :])
@@ -418,8 +420,8 @@ def _unitless_qct(masked: str, used: list[tuple[int, int]], quote: str, reading:
         reading.unreadable.append(quote)
 
 
-def _overlaps(used: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < end and start < b for a, b in used)
+def _overlaps(used: set[int], start: int, end: int) -> bool:
+    return any(i in used for i in range(start, end))
 
 
 def _not_a_measurement(text: str, start: int, end: int) -> bool:
@@ -506,8 +508,9 @@ def _sites(sentence: str) -> list[_Site]:
                 laterality=_side(sentence, m.start(), m.end()),
             )
         )
+    named = {i for s in found for i in range(s.start, s.end)}
     for m in _VERTEBRAE_RE.finditer(sentence):
-        if any(s.start <= m.start() < s.end for s in found):
+        if m.start() in named:
             continue  # "腰椎L1-L4" is the lumbar spine, read above
         text = m.group(0).rstrip()
         levels = tuple(_expand(text))
@@ -541,8 +544,15 @@ def _expand(text: str) -> list[str]:
 
 
 def _site_before(sites: list[_Site], position: int) -> _Site | None:
-    before = [s for s in sites if s.start < position]
-    return before[-1] if before else None
+    """The last site that starts before `position` (sites are in text order)."""
+    i = bisect_left(sites, position, key=lambda s: s.start)
+    return sites[i - 1] if i else None
+
+
+def _site_from(sites: list[_Site], position: int) -> _Site | None:
+    """The first site that starts at or after `position`."""
+    i = bisect_left(sites, position, key=lambda s: s.start)
+    return sites[i] if i < len(sites) else None
 
 
 def _side(sentence: str, start: int, end: int) -> str | None:
