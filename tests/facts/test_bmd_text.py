@@ -481,3 +481,17 @@ def test_long_text_is_bounded() -> None:
     text = "腰椎 T值 -2.8；" * 5000
     reading = read_bmd_text(text)
     assert reading.values and len(reading.values) < 5000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("L1 " * 6000, id="DXA-1 adversarial many vertebrae"),
+        pytest.param("L1 75.2, " * 2000 + "mg/cm3", id="QCT-1 adversarial long list"),
+        pytest.param("腰椎未测，" * 3000, id="DXA-1 adversarial many cues"),
+        pytest.param("腰椎T值-2.8，" * 2000, id="DXA-3 adversarial many values"),
+    ],
+)
+def test_adversarial_text_is_bounded(text: str) -> None:
+    reading = read_bmd_text(text)  # bounded input; linear reading (timed in bench/, not here)
+    assert len(reading.values) <= len(text)
