@@ -183,7 +183,7 @@ def test_html_is_reduced_to_its_text(markup: str, text: str) -> None:
 
 
 def test_a_clinical_note_is_not_an_imaging_report() -> None:
-    note = imaging_note(attachment(DXA_TEXT), loinc="11506-3")  # Progress note
+    note = imaging_note(attachment(DXA_TEXT), loinc="11506-3", display="Progress note")
     assert facts_of([P1, note]).measurements == []
 
 
