@@ -10,6 +10,7 @@ Observations to what this module returns.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_left
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Measure, Modality, Region
+from cds_service.facts.reading_cache import ReadOncePerText
 
 MAX_BMD_TEXT_CHARS = 20_000  # a report longer than this is read up to here (its length is bounded anyway)
 
@@ -216,7 +218,12 @@ class _Site:
 
 
 def read_bmd_text(text: str, *, qct_report: bool = False) -> BmdTextReading:
-    """Values, sites not measured and unreadable values in a report's text."""
+    """Values, sites not measured and unreadable values in a report's text (each text read once per
+    process: facts/reading_cache.py)."""
+    return (_read_qct_report if qct_report else _read_report)(text)
+
+
+def _read(text: str, *, qct_report: bool) -> BmdTextReading:
     original = text[:MAX_BMD_TEXT_CHARS]
     low, owners = _normalise(original)
     context = _Context(
@@ -239,6 +246,8 @@ def read_bmd_text(text: str, *, qct_report: bool = False) -> BmdTextReading:
 
 
 _VBMD_UNIT_RE = re.compile(r"mg\s*/\s*(?:cm\s*\^?\s*3|cc|ml)")
+_read_report = ReadOncePerText(functools.partial(_read, qct_report=False))
+_read_qct_report = ReadOncePerText(functools.partial(_read, qct_report=True))
 
 
 @dataclass(frozen=True)
