@@ -652,11 +652,10 @@ class _Reader:
         status = as_str(resource.get("status"))
         when = self._effective(resource)
         conclusion = as_str(resource.get("conclusion")) or ""
-        body = (
-            read_attachments(resource, self.binaries, self.bodies_read)
-            if status != "entered-in-error"
-            else None
-        )
+        # Only a counted report's body is read (and marked read): a final DocumentReference of the same
+        # body must not be passed over because a preliminary report showed it first.
+        counted = status in COUNTED_OBSERVATION_STATUSES
+        body = read_attachments(resource, self.binaries, self.bodies_read) if counted else None
         conclusion_codes = tuple(
             (system, code)
             for concept in as_list(resource.get("conclusionCode"))
@@ -730,6 +729,8 @@ class _Reader:
             return
         status = as_str(resource.get("status"))
         doc_status = as_str(resource.get("docStatus"))
+        if status == "superseded":
+            return  # replaced by a newer version of the note, which is read
         if status != "current" or doc_status not in (None, "final", "amended"):
             self.note(source, "status", doc_status if status == "current" else status or "missing")
             return

@@ -279,3 +279,18 @@ def test_a_qct_report_gives_qct_values() -> None:
 
 def test_a_report_of_another_patient_is_not_read() -> None:
     assert facts_of([P1, diagnostic_report(DXA_TEXT, patient="p2")]).measurements == []
+
+
+def test_a_preliminary_report_does_not_hide_the_final_note_of_the_same_body() -> None:
+    resources = [
+        P1,
+        diagnostic_report(presented=[attachment(url="Binary/b1")], status="preliminary"),
+        imaging_note(attachment(url="Binary/b1")),
+        binary(DXA_TEXT, "b1"),
+    ]
+    assert _scores(facts_of(resources)) == sorted(EXPECTED)
+
+
+def test_a_superseded_imaging_note_is_passed_over_quietly() -> None:
+    facts = facts_of([P1, imaging_note(attachment(DXA_TEXT), status="superseded")])
+    assert facts.measurements == [] and facts.notes == []
