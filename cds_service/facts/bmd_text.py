@@ -16,6 +16,7 @@ import unicodedata
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from cds_service.facts.cues import cue_table
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import Measure, Modality, Region
 from cds_service.facts.reading_cache import ReadOncePerText
@@ -117,91 +118,15 @@ _COMPARISON_AFTER = re.compile(
     r"^\s*(?:sd\s*)?(?:及?以下|及?以上|或以下|或以上|or\s+(?:below|lower|less|above|higher|more))"
 )
 _RANGE_AFTER = re.compile(rf"^\s*(?:sd\s*)?(?:~|至|到|-)\s*{_NUMBER}")
-_CRITERIA_WORDS = (
-    "标准",
-    "定义",
-    "参考值",
-    "参考范围",
-    "正常值",
-    "正常范围",
-    "分级",
-    "criteria",
-    "criterion",
-    "defined",
-    "definition",
-    "reference range",
-    "normal range",
-    "classification",
-    "who ",
-    "if ",
-    "如果",
-    "若",
-)
-_NOT_MEASURED_WORDS = (
-    "未测",
-    "未检测",
-    "未检查",
-    "未做",
-    "未行",
-    "未查",
-    "未扫描",
-    "无法测量",
-    "无法检测",
-    "不能测量",
-    "不宜测量",
-    "不可测",
-    "测量受限",
-    "未纳入",
-    "不纳入",
-    "剔除",
-    "不计入",
-    "无效",
-    "不可靠",
-    "not measured",
-    "not assessed",
-    "not performed",
-    "not evaluable",
-    "not evaluated",
-    "not done",
-    "not scanned",
-    "not obtained",
-    "not included",
-    "could not be measured",
-    "cannot be measured",
-    "unable to measure",
-    "excluded",
-    "omitted",
-    "invalid",
-    "not valid",
-    "unreliable",
-    "not reliable",
-)
-# DXA-2: "严重变形、内固定、植入物干扰" (§六.2), and a prosthesis (an implant).
-_DXA2_REASON_WORDS = (
-    "变形",
-    "畸形",
-    "内固定",
-    "固定术",
-    "植入",
-    "假体",
-    "置换",
-    "钢板",
-    "螺钉",
-    "deformit",
-    "fixation",
-    "instrumentation",
-    "hardware",
-    "implant",
-    "prosthe",
-    "replacement",
-    "arthroplasty",
-    "fusion",
-    "融合",
-)
-_MEAN_WORDS = ("平均", "均值", "mean", "average", "avg")
-_QCT_WORDS = ("qct", "定量ct", "定量 ct", "ctxa", "mindways", "松质骨")
-_QUS_WORDS = ("超声", "ultrasound", "qus", "sos", "bua")
-_PERIPHERAL_WORDS = ("pdxa", "pqct", "外周", "peripheral")
+# The words (criteria, not measured, DXA-2 reasons, …) are data: cues/bmd-text.toml.
+_CUES = {key: tuple(words) for key, words in cue_table("bmd-text").items()}
+_CRITERIA_WORDS = _CUES["criteria"]
+_NOT_MEASURED_WORDS = _CUES["not_measured"]
+_DXA2_REASON_WORDS = _CUES["dxa2_reasons"]
+_MEAN_WORDS = _CUES["mean"]
+_QCT_WORDS = _CUES["qct"]
+_QUS_WORDS = _CUES["ultrasound"]
+_PERIPHERAL_WORDS = _CUES["peripheral"]
 _LEFT_RE = re.compile(r"左|(?<![a-z])(?:left|lt)(?![a-z])")
 _RIGHT_RE = re.compile(r"右|(?<![a-z])(?:right|rt)(?![a-z])")
 

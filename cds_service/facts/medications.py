@@ -11,6 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date, timedelta
 
+from cds_service.facts.cues import cue_table
 from cds_service.facts.fhirpath import (
     JsonObject,
     as_dict,
@@ -24,70 +25,10 @@ from cds_service.facts.fhirpath import (
 from cds_service.facts.model import DataNote, MedicationUse
 from cds_service.facts.valuesets import ATC, ATC_SYSTEMIC_GLUCOCORTICOIDS, RXNORM, RXNORM_GLUCOCORTICOIDS
 
-# Names as written in code.text / medicationCodeableConcept.text (generic and common brand names).
-# 泼尼松 also covers 泼尼松龙 and 醋酸泼尼松; 泼尼龙 甲泼尼龙; 强的松 强的松龙 and 甲基强的松龙.
-GLUCOCORTICOID_NAMES = (
-    "泼尼松",
-    "泼尼龙",
-    "强的松",
-    "甲强龙",
-    "美卓乐",
-    "地塞米松",
-    "可的松",  # 氢化可的松 too
-    "倍他米松",
-    "地夫可特",
-    "prednison",  # prednisone, prednisolone (PrednisoLONE)
-    "prednisolon",
-    "dexamethason",
-    "cortison",  # cortisone, hydrocortisone
-    "betamethason",
-    "deflazacort",
-    "medrol",
-)
-# Not systemic: inhaled, topical, eye, nose, ear, rectal, joint or lesion injection.
-NOT_SYSTEMIC_WORDS = (
-    "吸入",
-    "雾化",
-    "气雾",
-    "喷雾",
-    "鼻",
-    "外用",
-    "皮肤",
-    "乳膏",
-    "软膏",
-    "霜",
-    "凝胶",
-    "洗剂",
-    "眼",
-    "耳",
-    "灌肠",
-    "栓",
-    "关节腔",
-    "关节内",
-    "局部",
-    "皮损内",
-    "inhal",
-    "nebul",
-    "aerosol",
-    "nasal",
-    "topical",
-    "cutaneous",
-    "transdermal",
-    "cream",
-    "ointment",
-    "lotion",
-    " gel",
-    "ophthalm",
-    " eye",
-    "otic",
-    " ear ",
-    "rectal",
-    "enema",
-    "suppositor",
-    "articular",
-    "intralesional",
-    "local",
-)
+# The names and the not-systemic words are data: cues/medications.toml.
+_CUES = {key: tuple(words) for key, words in cue_table("medications").items()}
+GLUCOCORTICOID_NAMES = _CUES["glucocorticoid_names"]
+NOT_SYSTEMIC_WORDS = _CUES["not_systemic"]
 _REQUEST_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
 _REQUEST_INTENTS = frozenset(
     {"order", "original-order", "reflex-order", "filler-order", "instance-order", "plan"}
