@@ -4,7 +4,7 @@ inline base64 text or HTML, or a `url` to a Binary → plain text, with what cou
 HTML is reduced to its text with the standard library's HTML parser (never with patterns): script and
 style content is dropped, block elements become line breaks, character references are decoded.
 A `url` is not fetched here (facts/ does no I/O): a Binary of the same server among the resources is
-used; otherwise the attachment is listed by `attachment_urls` for fhir/ to fetch, and noted.
+used (fhir/gather.py fetches them after the searches); otherwise a data note says the body was not fetched.
 """
 
 from __future__ import annotations
@@ -45,16 +45,6 @@ def binary_key(url: str) -> str | None:
     if len(parts) >= 2 and parts[-2] == "Binary" and parts[-1]:
         return f"Binary/{parts[-1]}"
     return None
-
-
-def attachment_urls(resource: JsonObject) -> list[str]:
-    """The attachment URLs of a DiagnosticReport (presentedForm) or DocumentReference (content) that
-    carry no inline data: what fhir/ may fetch (as Binary) so that facts/ can read the body."""
-    return [
-        url
-        for attachment in _attachments(resource)
-        if not as_str(attachment.get("data")) and (url := as_str(attachment.get("url")))
-    ]
 
 
 def read_attachments(resource: JsonObject, binaries: Mapping[str, JsonObject], seen: set[str]) -> BodyReading:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds_service.facts.model import Measure, Modality, Region
-from cds_service.facts.report_body import attachment_urls, binary_key, html_text
+from cds_service.facts.report_body import binary_key, html_text
 from tests.builders import (
     attachment,
     b64,
@@ -154,11 +154,8 @@ def test_a_lab_report_body_is_not_noted() -> None:
     assert facts_of([P1, lab]).notes == []
 
 
-def test_attachment_urls_lists_what_fhir_may_fetch() -> None:
-    report = diagnostic_report(presented=[attachment(url="Binary/1"), attachment("inline")])
-    note = imaging_note(attachment(url="https://x/fhir/Binary/2"))
-    assert attachment_urls(report) == ["Binary/1"]
-    assert attachment_urls(note) == ["https://x/fhir/Binary/2"]
+def test_binary_key_of_relative_and_absolute_urls() -> None:
+    assert binary_key("Binary/1") == "Binary/1"
     assert binary_key("https://x/fhir/Binary/2/_history/1") == "Binary/2"
     assert binary_key("https://x/fhir/DocumentReference/2") is None
 
