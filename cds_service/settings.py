@@ -83,6 +83,7 @@ class ClinicalSettings:
     # A normal or low-bone-mass result older than this no longer tells the current state: the diagnosis card
     # also advises re-measurement (issue 17; an implementation choice, named on the card).
     bmd_remeasure_months: int = 60
+    glucocorticoid_months: int = 3  # POP-5: systemic glucocorticoid use that counts (fracture-risk tools)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class Settings:
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
             doubtful_fracture_months=int_setting(get, "OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", 6, 1, 600),
             bmd_remeasure_months=int_setting(get, "OSTEO_CDS_BMD_REMEASURE_MONTHS", 60, 1, 1200),
+            glucocorticoid_months=int_setting(get, "OSTEO_CDS_GLUCOCORTICOID_MONTHS", 3, 1, 120),
         )
         return cls(
             auth=auth,

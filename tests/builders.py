@@ -6,6 +6,7 @@ last, so a test can add or break any element (`observation(..., valueQuantity="-
 
 from __future__ import annotations
 
+import base64
 import itertools
 import uuid
 import zoneinfo
@@ -403,3 +404,127 @@ def diagnosis_topics(response: Mapping[str, Any]) -> list[str]:
 def used_sources(finding: Finding) -> set[str]:
     """The sources of the evidence rows that decided the finding (not context rows)."""
     return {e.source for e in finding.evidence if e.used}
+
+
+# --- report bodies, imaging notes, medications (issue 14) ------------------------------------------
+
+
+def b64(text: str, encoding: str = "utf-8") -> str:
+    return base64.b64encode(text.encode(encoding)).decode("ascii")
+
+
+def attachment(
+    text: str | None = None, content_type: str | None = "text/plain", url: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """An Attachment: `text` inline as base64 data, or only a `url`."""
+    result: dict[str, Any] = {}
+    if content_type is not None:
+        result["contentType"] = content_type
+    if text is not None:
+        result["data"] = b64(text)
+    if url is not None:
+        result["url"] = url
+    result.update(extra)
+    return result
+
+
+def diagnostic_report(
+    conclusion: str | None = None,
+    *,
+    loinc: str | None = "38268-9",
+    code_text: str | None = None,
+    when: str = EXAM,
+    presented: Sequence[dict[str, Any]] = (),
+    status: str = "final",
+    id: str | None = None,
+    patient: str = "p1",
+    **extra: Any,
+) -> Resource:
+    """A DiagnosticReport (default: a DXA study, LOINC 38268-9) with a conclusion and/or presentedForm."""
+    resource: Resource = {
+        "resourceType": "DiagnosticReport",
+        "id": id or _new_id("dr"),
+        "status": status,
+        "code": concept((LOINC, loinc), code_text) if loinc else concept(None, code_text),
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": when,
+    }
+    if conclusion is not None:
+        resource["conclusion"] = conclusion
+    if presented:
+        resource["presentedForm"] = list(presented)
+    resource.update(extra)
+    return resource
+
+
+def imaging_note(
+    *attachments: dict[str, Any],
+    when: str = EXAM,
+    loinc: str = "18748-4",
+    display: str = "Diagnostic imaging study",
+    status: str = "current",
+    id: str | None = None,
+    patient: str = "p1",
+    **extra: Any,
+) -> Resource:
+    """A DocumentReference imaging note (LOINC 18748-4 "Diagnostic imaging study")."""
+    resource: Resource = {
+        "resourceType": "DocumentReference",
+        "id": id or _new_id("doc"),
+        "status": status,
+        "type": concept((LOINC, loinc), display),
+        "subject": {"reference": f"Patient/{patient}"},
+        "date": f"{when}T10:00:00+08:00",
+        "content": [{"attachment": a} for a in attachments],
+    }
+    resource.update(extra)
+    return resource
+
+
+def binary(text: str, id: str, content_type: str = "text/plain") -> Resource:
+    return {"resourceType": "Binary", "id": id, "contentType": content_type, "data": b64(text)}
+
+
+def medication(
+    text: str | None = None,
+    *,
+    atc: str | None = None,
+    rxnorm: str | None = None,
+    resource_type: str = "MedicationRequest",
+    status: str = "active",
+    start: str | None = "2024-01-01",
+    end: str | None = None,
+    route: str | None = None,
+    id: str | None = None,
+    patient: str = "p1",
+    **extra: Any,
+) -> Resource:
+    """A MedicationRequest (authoredOn/validity period) or MedicationStatement (effectivePeriod)."""
+    codings = [
+        (c_system, c)
+        for c_system, c in (
+            ("http://www.whocc.no/atc", atc),
+            ("http://www.nlm.nih.gov/research/umls/rxnorm", rxnorm),
+        )
+        if c
+    ]
+    resource: Resource = {
+        "resourceType": resource_type,
+        "id": id or _new_id("med"),
+        "status": status,
+        "medicationCodeableConcept": concept(codings or None, text) if codings else concept(text),
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    if resource_type == "MedicationRequest":
+        resource["intent"] = "order"
+        if start is not None:
+            resource["authoredOn"] = start
+        if end is not None:
+            resource["dispenseRequest"] = {"validityPeriod": {"start": start, "end": end}}
+    elif start is not None or end is not None:
+        resource["effectivePeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if route is not None:
+        key = "dosageInstruction" if resource_type == "MedicationRequest" else "dosage"
+        resource[key] = [{"route": {"text": route}}]
+    resource.update(extra)
+    return resource

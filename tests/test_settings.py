@@ -152,6 +152,12 @@ def test_today_defaults_to_the_real_date_in_the_time_zone() -> None:
             lambda s: s.clinical.bmd_lookback_months is None,
             id="OSTEO_CDS_BMD_LOOKBACK_MONTHS none",
         ),
+        pytest.param(
+            "OSTEO_CDS_GLUCOCORTICOID_MONTHS",
+            "6",
+            lambda s: s.clinical.glucocorticoid_months == 6,
+            id="OSTEO_CDS_GLUCOCORTICOID_MONTHS",
+        ),
         pytest.param("OSTEO_CDS_PREVIEW", "true", lambda s: s.preview_enabled, id="OSTEO_CDS_PREVIEW true"),
         pytest.param(
             "OSTEO_CDS_SITE_HAS_QCT", "false", lambda s: not s.site_has_qct, id="OSTEO_CDS_SITE_HAS_QCT false"
@@ -234,6 +240,7 @@ def test_empty_values_mean_the_default() -> None:
             "OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS", "0", id="bad OSTEO_CDS_SPINE_IMAGING_LOOKBACK 0"
         ),
         pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "0", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS 0"),
+        pytest.param("OSTEO_CDS_GLUCOCORTICOID_MONTHS", "0", id="bad OSTEO_CDS_GLUCOCORTICOID_MONTHS 0"),
         pytest.param("OSTEO_CDS_BMD_LOOKBACK_MONTHS", "forever", id="bad OSTEO_CDS_BMD_LOOKBACK_MONTHS word"),
         pytest.param("OSTEO_CDS_PREVIEW", "maybe", id="bad OSTEO_CDS_PREVIEW not a boolean"),
         pytest.param("OSTEO_CDS_SITE_HAS_QCT", "maybe", id="bad OSTEO_CDS_SITE_HAS_QCT not a boolean"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from cds_service.consensus.bmd import (
+    EXAM_WINDOW_DAYS,
     Category,
     DxaExam,
     LumbarQct,
@@ -36,7 +37,14 @@ from cds_service.consensus.fractures import (
 from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Basis, Population, PopulationJudgement, population_on
 from cds_service.consensus.recommendations import recommendations
-from cds_service.facts.model import BmdMeasurement, Measure, Modality, PatientFacts, Region
+from cds_service.facts.model import (
+    BmdMeasurement,
+    CodedFinding,
+    Measure,
+    Modality,
+    PatientFacts,
+    Region,
+)
 from cds_service.settings import ClinicalSettings
 
 CATEGORY_TOPICS = {
@@ -87,7 +95,9 @@ def assess(
         findings.append(diagnosis)
     if bmd.z_required and bmd.population is not None:
         findings.append(_z_score_required(bmd, clinical))
-    workup = _secondary_cause_workup(bmd, facts, fragility, young, clinical)
+    workup = _secondary_cause_workup(
+        bmd, facts, fragility, young, clinical, glucocorticoid_therapy(facts, clinical, today)
+    )
     if workup is not None:
         findings.append(workup)
     peripheral = _peripheral_only(facts)
@@ -112,6 +122,17 @@ def _assess_bmd(
     latest_qct = qct[0] if qct else None
     if latest_dxa is None and latest_qct is None:
         return _Bmd()
+    # A value present but unreadable in the most recent exam of a modality: no category from it at all
+    # (the remaining sites could err towards a milder category), and no older exam stands in for it.
+    blocked = {
+        modality
+        for modality, latest in ((Modality.DXA, latest_dxa), (Modality.QCT, latest_qct))
+        if latest is not None
+        and any(
+            u.modality is modality and (latest.when - u.when).days <= EXAM_WINDOW_DAYS
+            for u in facts.unreadable_bmd
+        )
+    }
     # The population on the day of the most recent BMD exam decides how the patient is judged;
     # an exam of the other population is older and is not combined with it (DX-1 needs one population).
     newest = max(e.when for e in (latest_dxa, latest_qct) if e is not None)
@@ -121,18 +142,49 @@ def _assess_bmd(
         result.notes.append("population-unknown")
         return result
     _population_notes(result, population, clinical)
+    _unreadable(result, facts, blocked)
     if (
         latest_dxa is not None
+        and Modality.DXA not in blocked
         and population_on(facts, latest_dxa.when, clinical).population is population.population
     ):
         _judge_dxa(result, latest_dxa, population, facts)
     if (
         latest_qct is not None
+        and Modality.QCT not in blocked
         and population_on(facts, latest_qct.when, clinical).population is population.population
     ):
         _judge_qct(result, latest_qct, population, fractured_vertebrae)
+    if any(e.quote and e.kind not in ("unreadable", "not-measured") for e in result.evidence):
+        result.notes.append("bmd-from-text")
+    result.evidence = _quoted_once(result.evidence)
     _context_rows(result, facts)
     return result
+
+
+def _unreadable(result: _Bmd, facts: PatientFacts, blocked: set[Modality]) -> None:
+    """The unreadable values that stop a category, shown with the words that held them."""
+    if not blocked:
+        return
+    result.notes.append("bmd-unreadable-no-category")
+    for u in facts.unreadable_bmd:
+        if u.modality in blocked:
+            result.evidence.append(
+                Evidence(kind="unreadable", source=u.source, when=u.when, quote=u.quote, used=False)
+            )
+
+
+def _quoted_once(evidence: list[Evidence]) -> list[Evidence]:
+    """One sentence often holds several values ("T值 -2.1，Z值 -0.9"): it is quoted once."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for e in evidence:
+        if e.quote is not None and (e.source, e.quote) in seen:
+            e = replace(e, quote=None)
+        elif e.quote is not None:
+            seen.add((e.source, e.quote))
+        rows.append(e)
+    return rows
 
 
 def _has_diagnostic_scores(exam: DxaExam, facts: PatientFacts) -> bool:
@@ -174,6 +226,26 @@ def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, fac
     for m in exam.measurements:
         counted = m in scores
         result.evidence.append(_row(m, used=counted))
+    unmeasured = [
+        s
+        for s in facts.unmeasured_sites
+        if s.modality is Modality.DXA and abs((s.when - exam.when).days) <= EXAM_WINDOW_DAYS
+    ]
+    for site in unmeasured:
+        # The report says a site was not measured: the category comes from the sites measured (DXA-1).
+        region = site.region.value
+        result.evidence.append(
+            Evidence(
+                kind="not-measured",
+                source=site.source,
+                when=site.when,
+                region=region,
+                quote=site.quote,
+                used=False,
+            )
+        )
+    if unmeasured:
+        result.notes.append("site-not-measured")
     if site_problem.any:
         result.rules.append("DXA-2")
         result.notes.extend(f"site-unusable-{reason}" for reason in site_problem.reasons)
@@ -305,7 +377,14 @@ def _row(m: BmdMeasurement, *, used: bool) -> Evidence:
     elif m.modality is Modality.QCT:
         kind = f"qct-{kind}"
     return Evidence(
-        kind=kind, source=m.source, when=m.when, value=m.value, unit=m.unit, region=region, used=used
+        kind=kind,
+        source=m.source,
+        when=m.when,
+        value=m.value,
+        unit=m.unit,
+        region=region,
+        quote=m.quote,  # a value read from report text: the sentence is the evidence
+        used=used,
     )
 
 
@@ -432,6 +511,9 @@ def _fracture_diagnosis(
             settings.append(SettingUse("OSTEO_CDS_MENOPAUSE_AGE", str(clinical.menopause_age)))
     if bmd_osteoporosis:
         notes.extend(n for n in bmd.notes if n not in notes)
+    elif "bmd-unreadable-no-category" in bmd.notes:
+        notes.append("bmd-unreadable-no-category")
+        evidence.extend(e for e in bmd.evidence if e.kind == "unreadable")
     notes.append("densitometric-diagnosis")
     params = _common_params(bmd) if bmd_osteoporosis else {}
     latest = evidence[0]
@@ -500,15 +582,41 @@ def _z_score_required(bmd: _Bmd, clinical: ClinicalSettings) -> Finding:
     )
 
 
+# POP-5 names glucocorticoid therapy without a dose or a duration. Implementation choice: systemic use
+# covering at least OSTEO_CDS_GLUCOCORTICOID_MONTHS months (default 3, the convention of fracture-risk tools),
+# past, current or planned; a month counts as 365.25 / 12 days.
+def glucocorticoid_therapy(
+    facts: PatientFacts, clinical: ClinicalSettings, today: date
+) -> list[CodedFinding]:
+    """POP-5: systemic glucocorticoid orders/statements whose merged time spans reach the threshold."""
+    uses = [u for u in facts.medications if u.drug_class == "glucocorticoids" and u.start <= today]
+    spans = sorted((u.start, u.end if u.end is not None else today) for u in uses if u.start is not None)
+    covered = 0
+    current: tuple[date, date] | None = None
+    for start, end in spans:
+        if current is not None and start <= current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None:
+            covered += (current[1] - current[0]).days
+        current = (start, end)
+    if current is not None:
+        covered += (current[1] - current[0]).days
+    if covered < round(clinical.glucocorticoid_months * 365.25 / 12):
+        return []
+    return [CodedFinding("secondary-cause:glucocorticoids", u.start, u.source, u.display) for u in uses]
+
+
 def _secondary_cause_workup(
     bmd: _Bmd,
     facts: PatientFacts,
     fragility: Sequence[FractureJudgement],
     young: Sequence[FractureJudgement],
     clinical: ClinicalSettings,
+    glucocorticoids: Sequence[CodedFinding] = (),
 ) -> Finding | None:
     """POP-5, DX-6, QCT-6, FX-1: evaluate secondary osteoporosis."""
-    causes = [c for c in facts.coded_of("secondary-cause:") if c.active]
+    causes = [c for c in facts.coded_of("secondary-cause:") if c.active] + list(glucocorticoids)
     rules: list[str] = []
     low_adult = (
         bmd.population is not None
@@ -534,6 +642,10 @@ def _secondary_cause_workup(
     params = _common_params(bmd)
     params["causes"] = ", ".join(dict.fromkeys(c.concept.partition(":")[2] for c in causes))
     notes = ["secondary-causes-listed"] if causes else []
+    settings: list[SettingUse] = []
+    if glucocorticoids and "POP-5" in rules:
+        notes.append("glucocorticoid-months")
+        settings.append(SettingUse("OSTEO_CDS_GLUCOCORTICOID_MONTHS", str(clinical.glucocorticoid_months)))
     if young_low:
         notes.append("young-low-bmd")
     if young:
@@ -542,7 +654,6 @@ def _secondary_cause_workup(
     populations = (
         [bmd.population] if young_low and bmd.population else [j.population for j in young if j.population]
     )
-    settings: list[SettingUse] = []
     for population in populations:
         if population.basis is Basis.PREMENOPAUSAL_BY_AGE:
             notes.append("premenopausal-by-age")

@@ -10,6 +10,7 @@ from statistics import mean
 
 from cds_service.facts.model import (
     CENTRAL_DXA_REGIONS,
+    SAME_EXAM_DAYS,
     BmdMeasurement,
     Measure,
     Modality,
@@ -111,6 +112,18 @@ def unusable_sites(facts: PatientFacts, day: date) -> UnusableSites:
                 hips.add(side)
             if side:
                 reasons.append("hip-prosthesis")
+    for site in facts.unmeasured_sites:
+        # DXA-2: a report stating a site was not measured because of deformity, fixation, an implant or
+        # a prosthesis (on that exam, up to this day)
+        if not site.dxa2_reason or site.when > day or site.modality is not Modality.DXA:
+            continue
+        if site.region is Region.LUMBAR_SPINE:
+            spine = True
+        elif site.region in (Region.FEMORAL_NECK, Region.TOTAL_HIP):
+            hips.add(site.laterality or "both")
+        else:
+            continue
+        reasons.append("reported-not-measurable")
     if {"left", "right"} <= hips:
         hips.add("both")
     return UnusableSites(spine=spine, hip_sides=frozenset(hips), reasons=tuple(dict.fromkeys(reasons)))
@@ -140,9 +153,8 @@ class DxaExam:
         return frozenset(d for m in self.measurements if (d := m.device_id or m.device))
 
 
-# One exam may be recorded over two days (spine one day, hip the next; or across local midnight): values
-# within this many days of an exam's newest value belong to it (a choice; repeat exams are months apart).
-EXAM_WINDOW_DAYS = 7
+# One exam may be recorded over two days: values within this many days belong to it (facts/model.py).
+EXAM_WINDOW_DAYS = SAME_EXAM_DAYS
 
 
 def _exams(

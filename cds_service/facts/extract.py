@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from cds_service.facts.bmd_text import TextValue, read_bmd_text
 from cds_service.facts.codemap import CodeMap
 from cds_service.facts.fhirpath import (
     JsonObject,
@@ -27,11 +29,14 @@ from cds_service.facts.imaging import (
     fracture_from_condition_codes,
     fracture_from_mention,
     genant_fracture,
+    is_bmd_study,
     is_imaging_report,
     read_imaging_reports,
 )
 from cds_service.facts.levels import vertebra_levels
+from cds_service.facts.medications import read_medication
 from cds_service.facts.model import (
+    SAME_EXAM_DAYS,
     BmdMeasurement,
     Bmi,
     CodedFinding,
@@ -44,8 +49,11 @@ from cds_service.facts.model import (
     PatientFacts,
     Region,
     Sex,
+    UnmeasuredSite,
+    UnreadableBmd,
 )
 from cds_service.facts.orders import with_kinds
+from cds_service.facts.report_body import BodyReading, read_attachments
 from cds_service.facts.report_text import FractureMention, read_report, stated_trauma
 from cds_service.facts.valuesets import (
     BMI_LOINC,
@@ -150,11 +158,16 @@ def extract_facts(
 ) -> PatientFacts:
     """Read the patient's resources; resources of other patients and unknown shapes are passed over."""
     facts = PatientFacts(patient_id=patient_id)
-    items = [r for r in resources if isinstance(r, (dict, Mapping))]
+    # DocumentReferences after DiagnosticReports: a body both expose (US Core) is read once, with the report.
+    items = sorted(
+        (r for r in resources if isinstance(r, (dict, Mapping))),
+        key=lambda r: r.get("resourceType") == "DocumentReference",
+    )
     devices = {resource_key(r): r for r in items if r.get("resourceType") == "Device"}
+    binaries = {resource_key(r): r for r in items if r.get("resourceType") == "Binary"}
     weights: list[tuple[date, float, str]] = []
     heights: list[tuple[date, float, str]] = []
-    reader = _Reader(facts, code_map, tz, devices, weights, heights)
+    reader = _Reader(facts, code_map, tz, devices, weights, heights, binaries)
     # "Patient/<id>" compared as a whole when the id has no "/" (then no version or trailing slash can hide
     # in it); refers_to takes every other reference apart.
     plain_reference = f"Patient/{patient_id}" if patient_id and "/" not in patient_id else None
@@ -174,6 +187,7 @@ def extract_facts(
         if derived is not None:
             facts.bmis.append(derived)
     _combine_oophorectomies(facts)
+    _measurements_from_text(facts, code_map)
     read_imaging_reports(facts, code_map)
     return facts
 
@@ -183,7 +197,10 @@ _READERS = {
     "Condition": "condition",
     "Procedure": "procedure",
     "DiagnosticReport": "report",
+    "DocumentReference": "document",
     "ServiceRequest": "service_request",
+    "MedicationRequest": "medication",
+    "MedicationStatement": "medication",
 }
 
 
@@ -203,7 +220,10 @@ class _Reader:
         devices: Mapping[str, JsonObject],
         weights: list[tuple[date, float, str]],
         heights: list[tuple[date, float, str]],
+        binaries: Mapping[str, JsonObject] | None = None,
     ) -> None:
+        self.binaries = binaries or {}
+        self.bodies_read: set[str] = set()  # Binary URLs and content hashes of report bodies already read
         self.facts = facts
         self.code_map = code_map
         self.tz = tz
@@ -257,17 +277,32 @@ class _Reader:
         device = self._device(resource)
         device_ref = reference_of(resource.get("device"))
         device_id = device_ref.split("/_history/", 1)[0] if device_ref else device
-        if own is not None and as_dict(resource.get("valueQuantity")) is not None:
-            self._measurement(
-                own, resource, resource.get("valueQuantity"), resource, when, source, device, device_id
-            )
-        elif own is not None and not recognised_components:
+        own_value = self._value(own, resource, when, source) if own is not None else None
+        if own is not None and own_value is not None:
+            self._measurement(own, resource, own_value, resource, when, source, device, device_id)
+        elif own is not None and not recognised_components and "valueString" not in resource:
             self.note(source, "no-value")
         for kind, comp in recognised_components:
             assert kind is not None
-            self._measurement(
-                kind, comp, comp.get("valueQuantity"), resource, when, source, device, device_id
-            )
+            value = self._value(kind, comp, when, source)
+            if value is not None or "valueString" not in comp:
+                self._measurement(kind, comp, value, resource, when, source, device, device_id)
+
+    def _value(
+        self, kind: _MeasurementKind, holder: JsonObject, when: date, source: str
+    ) -> JsonObject | None:
+        """valueQuantity, or a number sent as valueString ("-2.6", "0.812 g/cm2") read as a quantity under
+        the same units and plausibility rules. A valueString that is not a number is a value present but
+        unreadable: noted, and its exam gives no category (UnreadableBmd)."""
+        quantity = as_dict(holder.get("valueQuantity"))
+        if quantity is not None or "valueString" not in holder:
+            return quantity
+        raw = holder.get("valueString")
+        parsed = _number_with_unit(raw) if isinstance(raw, str) else None
+        if parsed is None:
+            self.note(source, "unreadable-value")
+            self.facts.unreadable_bmd.append(UnreadableBmd(kind.modality, when, source))
+        return parsed
 
     def _may_count(self, resource: JsonObject) -> bool:
         """A cheap screen before the full reading: does the code, or a component's code, carry a coding
@@ -631,6 +666,10 @@ class _Reader:
         status = as_str(resource.get("status"))
         when = self._effective(resource)
         conclusion = as_str(resource.get("conclusion")) or ""
+        # Only a counted report's body is read (and marked read): a final DocumentReference of the same
+        # body must not be passed over because a preliminary report showed it first.
+        counted = status in COUNTED_OBSERVATION_STATUSES
+        body = read_attachments(resource, self.binaries, self.bodies_read) if counted else None
         conclusion_codes = tuple(
             (system, code)
             for concept in as_list(resource.get("conclusionCode"))
@@ -646,6 +685,7 @@ class _Reader:
             conclusion=conclusion,
             conclusion_codes=conclusion_codes,
         )
+        report = self._with_body(report, body)
         if status not in COUNTED_OBSERVATION_STATUSES:
             # An imaging report not final (preliminary, entered-in-error, ...) is listed: it may name a
             # fracture or cover the spine, and the cards must not seem to have missed it. Lab reports are not.
@@ -653,6 +693,71 @@ class _Reader:
                 self.note(source, "status", status or "missing")
             return
         self.facts.reports.append(report)
+
+    def _with_body(self, report: ImagingReport, body: BodyReading | None) -> ImagingReport:
+        """The report's text: conclusion and the readable bodies (a body that repeats the conclusion
+        stands for both); an imaging report whose body cannot be read says so in the data notes."""
+        if body is None:
+            return report
+        if body.problems and (is_imaging_report(report, self.code_map) or is_bmd_study(report)):
+            for problem in dict.fromkeys(body.problems):
+                self.note(report.source, problem.reason, problem.detail)
+        texts = [t for t in body.texts if t.strip()]
+        if not texts:
+            return report
+        squeezed = " ".join(report.conclusion.split())
+        parts = (
+            [report.conclusion]
+            if squeezed and not any(squeezed in " ".join(t.split()) for t in texts)
+            else []
+        )
+        return replace(report, conclusion="\n".join([*parts, *texts]))
+
+    def document(self, resource: JsonObject) -> None:
+        """A DocumentReference imaging note (LOINC 18748-4 "Diagnostic imaging study", or imaging by its
+        type, category or the code map) read as an imaging report; other clinical notes are passed over."""
+        source = resource_key(resource)
+        types = [resource.get("type"), *as_list(resource.get("category"))]
+        titles = [
+            as_str(attachment.get("title")) or ""
+            for content in map(as_dict, as_list(resource.get("content")))
+            if content and (attachment := as_dict(content.get("attachment")))
+        ]
+        context = as_dict(resource.get("context")) or {}
+        period = as_dict(context.get("period")) or {}
+        report = ImagingReport(
+            source=source,
+            when=parse_fhir_datetime(period.get("start"), self.tz)
+            or parse_fhir_datetime(resource.get("date"), self.tz),
+            codes=tuple((system, code) for t in types for system, code, _ in codings(t)),
+            code_text=" ".join(
+                [concept_text(resource.get("type")), as_str(resource.get("description")) or "", *titles]
+            ).strip(),
+            category_codes=tuple(
+                code for cat in as_list(resource.get("category")) for _, code, _ in codings(cat)
+            ),
+            conclusion="",
+            conclusion_codes=(),
+        )
+        if not (is_imaging_report(report, self.code_map) or is_bmd_study(report)):
+            return
+        status = as_str(resource.get("status"))
+        doc_status = as_str(resource.get("docStatus"))
+        if status == "superseded":
+            return  # replaced by a newer version of the note, which is read
+        if status != "current" or doc_status not in (None, "final", "amended"):
+            self.note(source, "status", doc_status if status == "current" else status or "missing")
+            return
+        report = self._with_body(report, read_attachments(resource, self.binaries, self.bodies_read))
+        if report.conclusion:
+            self.facts.reports.append(report)
+
+    def medication(self, resource: JsonObject) -> None:
+        use, note = read_medication(resource, self.tz)
+        if use is not None:
+            self.facts.medications.append(use)
+        if note is not None:
+            self.facts.notes.append(note)
 
     def service_request(self, resource: JsonObject) -> None:
         if as_str(resource.get("status")) not in ("active", "draft"):
@@ -764,6 +869,111 @@ def _fractures_in_text(code: object) -> tuple[FractureMention, ...]:
     if not text or not any(w in text.lower() for w in ("骨折", "fractur")):
         return ()
     return read_report(text).fractures
+
+
+_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
+# A number, then optionally a unit that starts with a letter, "{" or "%" ("SD", "g/cm2", "{T-score}").
+_NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?\s?\d+(?:\.\d+)?)\s*([A-Za-z{%µμ]\S*(?:\s+\S+)*)?\s*")
+
+
+def _number_with_unit(text: str) -> JsonObject | None:
+    """ "-2.6", "－２．６", "0.812 g/cm2", "-2.6 SD" as {"value", "unit"}; anything else is not a number."""
+    normal = unicodedata.normalize("NFKC", text.translate(_MINUS_SIGNS))
+    match = _NUMBER_WITH_UNIT.fullmatch(normal)
+    if match is None:
+        return None
+    return {"value": float(match.group(1).replace(" ", "")), "unit": (match.group(2) or "").strip()}
+
+
+_QCT_REPORT_LOINC = frozenset({"95924-7", "95925-4"})
+_QCT_REPORT_WORDS = ("qct", "定量ct", "定量 ct")
+
+
+def _measurements_from_text(facts: PatientFacts, code_map: CodeMap) -> None:
+    """BMD values written only in imaging/BMD report text, as measurements under the rules of discrete
+    Observations (units, plausibility), with the sentence as evidence. Discrete Observations of the same
+    exam win: the text is then not counted again (a data note says so)."""
+    discrete = [m for m in facts.measurements if m.quote is None]
+    seen: set[tuple[object, ...]] = set()
+    for report in facts.reports:
+        if not report.conclusion or not (is_imaging_report(report, code_map) or is_bmd_study(report)):
+            continue
+        qct_report = any(c in _QCT_REPORT_LOINC for _, c in report.codes) or any(
+            w in report.code_text.lower() for w in _QCT_REPORT_WORDS
+        )
+        reading = read_bmd_text(report.conclusion, qct_report=qct_report)
+        if not (reading.values or reading.unmeasured or reading.unreadable):
+            continue
+        if report.when is None:
+            facts.notes.append(DataNote(report.source, "no-date"))
+            continue
+        when = report.when
+        exam_modality = Modality.QCT if reading.qct else Modality.DXA
+        for site in reading.unmeasured:
+            facts.unmeasured_sites.append(
+                UnmeasuredSite(
+                    exam_modality,
+                    site.region,
+                    when,
+                    report.source,
+                    site.quote,
+                    site.laterality,
+                    site.dxa2_reason,
+                )
+            )
+        modalities = {v.modality for v in reading.values} | ({exam_modality} if reading.unreadable else set())
+        won = {
+            modality
+            for modality in modalities
+            if any(m.modality is modality and abs((m.when - when).days) <= SAME_EXAM_DAYS for m in discrete)
+        }
+        if won:
+            facts.notes.append(DataNote(report.source, "bmd-text-discrete-wins"))
+        if reading.unreadable and exam_modality not in won:
+            facts.notes.append(DataNote(report.source, "bmd-text-unreadable"))
+            facts.unreadable_bmd.append(
+                UnreadableBmd(exam_modality, when, report.source, reading.unreadable[0])
+            )
+        for value in reading.values:
+            if value.modality in won:
+                continue
+            measurement = _text_measurement(value, when, report.source, facts)
+            if measurement is None:
+                continue
+            m = measurement
+            key = (m.modality, m.measure, m.region, m.vertebra, m.laterality, round(m.value, 4), m.when)
+            if (
+                key not in seen
+            ):  # the same exam as a presentedForm and as a DocumentReference in another format
+                seen.add(key)
+                facts.measurements.append(measurement)
+
+
+def _text_measurement(
+    value: TextValue, when: date, source: str, facts: PatientFacts
+) -> BmdMeasurement | None:
+    """The same units (QCT-5) and plausibility ranges (CONTRACT.md) as a discrete Observation."""
+    converted = _convert(value.measure, value.unit, value.number)
+    if converted is None:
+        facts.notes.append(DataNote(source, "unknown-unit", value.unit or "none"))
+        return None
+    low, high = PLAUSIBLE[value.measure]
+    if not low <= converted <= high:
+        facts.notes.append(DataNote(source, "implausible", _unit_label(value.measure)))
+        return None
+    return BmdMeasurement(
+        modality=value.modality,
+        measure=value.measure,
+        region=value.region,
+        value=converted,
+        unit=_unit_label(value.measure),
+        when=when,
+        source=source,
+        vertebra=value.vertebra,
+        laterality=value.laterality,
+        region_text=value.region_text,
+        quote=value.quote,
+    )
 
 
 def _finite(value: int | float) -> float | None:

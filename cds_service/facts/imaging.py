@@ -72,7 +72,7 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         spine_concept = any(code_map.concept_of(s, c) == "spine-imaging-report" for s, c in report.codes)
         if not (spine_concept or _is_imaging(report)):
             continue
-        bmd_study = _is_bmd_study(report)
+        bmd_study = is_bmd_study(report)
         if bmd_study and report.when is not None:
             facts.bmd_study_dates.append(report.when)
         parts = frozenset() if bmd_study and not _is_vfa(report) else _spine_parts(report, spine_concept)
@@ -202,7 +202,7 @@ def _is_imaging(report: ImagingReport) -> bool:
     return read_exam_name(report.code_text).imaging
 
 
-def _is_bmd_study(report: ImagingReport) -> bool:
+def is_bmd_study(report: ImagingReport) -> bool:
     if any(s == LOINC and c in BMD_STUDY_LOINC for s, c in report.codes):
         return True
     return read_exam_name(report.code_text).bone_density

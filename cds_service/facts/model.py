@@ -41,6 +41,11 @@ class Region(StrEnum):
     OTHER = "other"
 
 
+# One exam may be recorded over two days (spine one day, hip the next; or across local midnight): values
+# within this many days of an exam's newest value belong to it (a choice; repeat exams are months apart).
+# A BMD report and the Observations of its exam are dated within it too.
+SAME_EXAM_DAYS = 7
+
 # Diagnostic DXA regions of DXA-1.
 CENTRAL_DXA_REGIONS = frozenset({Region.LUMBAR_SPINE, Region.FEMORAL_NECK, Region.TOTAL_HIP})
 
@@ -60,6 +65,42 @@ class BmdMeasurement:
     device_id: str | None = None  # DXA-5 identity: the Device reference, else the device's display
     reference_database: str | None = None  # DXA-6, when the record states it
     region_text: str | None = None  # what the record said, for the evidence table
+    quote: str | None = None  # the report sentence the value was read from (values only in text)
+
+
+@dataclass(frozen=True)
+class UnmeasuredSite:
+    """A BMD site a report states was not measured ("右髋骨折未测", "L1-L4 excluded")."""
+
+    modality: Modality
+    region: Region  # LUMBAR_SPINE, FEMORAL_NECK, TOTAL_HIP (hip: both), FOREARM, ...
+    when: date
+    source: str
+    quote: str
+    laterality: str | None = None
+    dxa2_reason: bool = False  # DXA-2: deformity, fixation/instrumentation, implant or prosthesis stated
+
+
+@dataclass(frozen=True)
+class UnreadableBmd:
+    """A BMD value present in the record but unreadable: its exam gives no category at all."""
+
+    modality: Modality
+    when: date
+    source: str
+    quote: str | None = None
+
+
+@dataclass(frozen=True)
+class MedicationUse:
+    """A systemic glucocorticoid (or other secondary-cause drug) order or statement, with its time span."""
+
+    drug_class: str  # "glucocorticoids"
+    start: date
+    end: date | None  # None with `ongoing`: still taken; None otherwise: duration not stated
+    ongoing: bool
+    source: str
+    display: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +214,9 @@ class PatientFacts:
     report_findings: list[ReportFinding] = field(default_factory=list)
     bmd_study_dates: list[date] = field(default_factory=list)  # DXA/QCT reports (REC-BMD: a BMD on record)
     open_orders: list[OpenOrder] = field(default_factory=list)
+    unmeasured_sites: list[UnmeasuredSite] = field(default_factory=list)
+    unreadable_bmd: list[UnreadableBmd] = field(default_factory=list)
+    medications: list[MedicationUse] = field(default_factory=list)
     notes: list[DataNote] = field(default_factory=list)
 
     def has(self, concept: str) -> bool:

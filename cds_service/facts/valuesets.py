@@ -523,3 +523,16 @@ PROPOSED_ORDERS: dict[ProposedOrder, OrderCoding] = {
 OSTEOPOROSIS_DISPLAY = "Osteoporosis (disorder)"
 BMD_ONLY_OSTEOPOROSIS_ICD10_CM = "M81.0"
 BMD_ONLY_OSTEOPOROSIS_DISPLAY = "Age-related osteoporosis without current pathological fracture"
+
+# Medications (POP-5: glucocorticoid therapy, the only drug among the secondary causes it names).
+ATC = "http://www.whocc.no/atc"  # the WHO ATC system URI of the FHIR terminology registry
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+# WHO ATC H02AB "Glucocorticoids", under H02 "Corticosteroids for systemic use" (H02A "..., plain"):
+# verified in the WHO-ATC codes of FDA GSRS (openFDA substance API), e.g. UNII WI4X0X7BPJ hydrocortisone
+# -> H02AB09, path "CORTICOSTEROIDS FOR SYSTEMIC USE | ..., PLAIN | Glucocorticoids",
+# and UNII IF8PQP966U prednylidene -> H02AB11 (both linking whocc.no/atc_ddd_index). Matched as a prefix, so
+# every plain systemic glucocorticoid (H02AB01 ...) counts and the H02AA mineralocorticoids (fludrocortisone)
+# do not. The same drugs elsewhere in ATC (D07 skin, R01/R03 nose/inhaled, S01 eye, A07 gut) are not systemic.
+ATC_SYSTEMIC_GLUCOCORTICOIDS = "H02AB"
+# codes.md C: Synthea's oral glucocorticoid (VSAC 196.12.1266 "Glucocorticoids (oral only)").
+RXNORM_GLUCOCORTICOIDS = frozenset({"312617"})  # predniSONE 5 MG Oral Tablet

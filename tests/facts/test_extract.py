@@ -647,7 +647,11 @@ def test_condition_verification(verification: str | None, kept: bool) -> None:
         ),
         pytest.param(t_score(-2.0, id="j", valueQuantity={"value": True}), "no-value", id="junk value true"),
         pytest.param(
-            observation(loinc="38267-1", valueString="-2.5", id="j"), "no-value", id="junk valueString"
+            # Issue 14: a number sent as valueString is read (tests/facts/test_values_and_bodies.py);
+            # a valueString that is not a number is a value present but unreadable.
+            observation(loinc="38267-1", valueString="见报告", id="j"),
+            "unreadable-value",
+            id="junk valueString not a number",
         ),
         pytest.param(
             t_score(-2.0, id="j", effectiveDateTime=20240110), "no-date", id="junk date as a number"
