@@ -35,7 +35,9 @@ from scripts.strict_fhir_server import StrictFhirServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "tests" / "fixtures" / "synthea" / "Vicenta_Maggio_456879da-8654-413e-b211-6308d9815586.json"
-EXPECTED_TOPICS = ("severe-osteoporosis",)  # examples/patients/index.json
+# The index's diagnosis for her record (DXA T -3.48 + fractures); alive, she
+# is also due spine radiographs today (REC-SPINE-XR: aged 60 or more, no spine imaging).
+EXPECTED_TOPICS = ("severe-osteoporosis", "spine-radiograph-recommended")
 TODAY = date(2026, 11, 25)  # OSTEO_CDS_TODAY of examples/patients/index.json
 OBSERVATIONS = 5000
 SEED = 20201125
@@ -80,7 +82,12 @@ class Outcome:
 def long_chart() -> tuple[str, list[Resource]]:
     """(patient id, resources): the record padded to OBSERVATIONS Observations, deterministically."""
     resources = bundle_resources(RECORD)
-    patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    # She died in 2002 and a deceased patient gets no card (issue 17): her death is left out, so that the
+    # card shows whether the 1994 DXA was read behind the pages (the chart is padded up to today anyway).
+    patient.pop("deceasedDateTime", None)
+    patient.pop("deceasedBoolean", None)
+    patient_id = patient["id"]
     rng = random.Random(SEED)
     count = sum(r["resourceType"] == "Observation" for r in resources)
     visit = 0
