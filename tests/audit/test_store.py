@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import event, inspect, text
 
 from cds_service.audit.feedback import FeedbackItem, parse_feedback
+from cds_service.audit.onboarding import onboarding_rows, record_response, record_unrecognised
 from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
 
 SERVICE = "osteoporosis-patient-view"
@@ -233,6 +235,30 @@ def test_the_cards_of_one_response_are_written_in_one_transaction_and_one_statem
             event.remove(store.engine, name, listener)
     assert seen == ["BEGIN", "INSERT", "COMMIT"]
     assert [row.issued for row in store.report(None, None)] == [4]
+
+
+def test_the_cards_and_the_onboarding_counts_of_a_response_share_one_transaction(store: AuditStore) -> None:
+    record_unrecognised(store, Counter())  # nothing to write: creates nothing, opens nothing
+    coding = ("Observation", "code", "urn:local", "X-1", "local test")
+    record_response(store, Counter({coding: 1}))  # the onboarding table exists from here on
+    seen: list[str] = []
+    listeners = {
+        "begin": lambda conn: seen.append("BEGIN"),
+        "commit": lambda conn: seen.append("COMMIT"),
+        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
+    }
+    for name, listener in listeners.items():
+        event.listen(store.engine, name, listener)
+    try:
+        record_response(
+            store, Counter({coding: 2}), "hook-1", SERVICE, [(card_id("r1"), "normal-bmd")], VERSION
+        )
+    finally:
+        for name, listener in listeners.items():
+            event.remove(store.engine, name, listener)
+    assert seen == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    assert [row.issued for row in store.report(None, None)] == [1]
+    assert [row.count for row in onboarding_rows(store)] == [3]
 
 
 def test_report_counts_each_card_once_by_its_latest_feedback(store: AuditStore) -> None:
