@@ -17,9 +17,9 @@ from cds_service.topics import TOPICS
 LANGUAGES = ("en", "zh-CN")
 
 
-DEFAULT_DATABASE_URL = (
-    "sqlite:///var/osteo-cds.db"  # ./var/ under the working directory, beside the replay store
-)
+# Runtime files default to ./var/ of the working directory (ignored by git): the audit store (a relative
+# SQLite path, three slashes) beside the JWT replay store.
+DEFAULT_DATABASE_URL = "sqlite:///var/osteo-cds.db"
 DEFAULT_REPLAY_DB = "./var/jti.sqlite3"
 MAX_WORKERS = 64
 MAX_THREADS = 64

@@ -14,7 +14,7 @@ from cds_service.api import observability
 from cds_service.api.config import audit_store_of, current_settings
 from cds_service.api.errors import error_response
 from cds_service.api.models import PatientViewRequest, describe_errors
-from cds_service.audit.onboarding import record_unrecognised
+from cds_service.audit.onboarding import record_response
 from cds_service.engine import Evaluation
 from cds_service.fhir.client import FhirServerRefused
 from cds_service.fhir.gather import DataUnavailable
@@ -81,9 +81,10 @@ def call_service(service_id: str) -> Response:
         return error_response(400, "structure", str(exc))
     except ValidationError as exc:
         return error_response(400, "invalid", describe_errors(exc))
+    unrecognised: list[Counter[Coding]] = []  # written with the issued cards, in one transaction
     try:
         evaluation = patient_view.handle(
-            hook_request.to_call(), settings, pick_language(settings.language), _record_unrecognised
+            hook_request.to_call(), settings, pick_language(settings.language), unrecognised.append
         )
     except FhirServerRefused as exc:
         return error_response(400, "forbidden", str(exc))
@@ -97,28 +98,16 @@ def call_service(service_id: str) -> Response:
             f"{', '.join(exc.resource_types)} (not in the prefetch, and not obtainable from fhirServer)",
         )
     observability.record_evaluation(evaluation)
-    _record_issued(hook_request.hookInstance, evaluation)
+    _record_response(hook_request.hookInstance, evaluation, sum(unrecognised, Counter()))
     if settings.silent:
         # OSTEO_CDS_SILENT: the cards are recorded (card-volume report) but no clinician sees them yet.
         return json_response({"cards": []})
     return json_response(evaluation.response)
 
 
-def _record_unrecognised(counts: Counter[Coding]) -> None:
-    """Site onboarding counts (no patient data) to the audit store; a store failure costs no cards."""
-    store = audit_store_of(current_app)
-    if store is None or not counts:
-        return
-    try:
-        record_unrecognised(store.get(), counts)
-    except Exception as exc:
-        log.error(
-            "onboarding counts not recorded (request %s): %s", g.get("request_id", "-"), type(exc).__name__
-        )
-
-
-def _record_issued(hook_instance: str, evaluation: Evaluation) -> None:
-    """Card uuids and topics go to the audit store, to match feedback; a store failure costs no cards."""
+def _record_response(hook_instance: str, evaluation: Evaluation, unrecognised: Counter[Coding]) -> None:
+    """The audit records of one response in one transaction: card uuids and topics (to match feedback) and
+    the site-onboarding counts (no patient data). A store failure costs no cards."""
     store = audit_store_of(current_app)
     if store is None:
         return
@@ -128,9 +117,11 @@ def _record_issued(hook_instance: str, evaluation: Evaluation) -> None:
         topic = card.get("source", {}).get("topic", {}).get("code") if isinstance(card, dict) else None
         if isinstance(card, dict) and isinstance(card.get("uuid"), str) and isinstance(topic, str):
             issued.append((card["uuid"], topic))
-    if not issued:
+    if not issued and not unrecognised:
         return
     try:
-        store.get().record_issued(hook_instance, patient_view.SERVICE_ID, issued, __version__)
+        record_response(
+            store.get(), unrecognised, hook_instance, patient_view.SERVICE_ID, issued, __version__
+        )
     except Exception as exc:  # the audit trail must not cost the clinician the cards
-        log.error("issued cards not recorded (request %s): %s", g.get("request_id", "-"), type(exc).__name__)
+        log.error("audit records not written (request %s): %s", g.get("request_id", "-"), type(exc).__name__)

@@ -12,11 +12,12 @@ import csv
 import sys
 import weakref
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import Engine, Integer, String, select
+from sqlalchemy import Connection, Engine, Integer, String, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -66,9 +67,30 @@ def _ensure_table(store: AuditStore) -> None:
 
 def record_unrecognised(store: AuditStore, counts: Counter[Coding]) -> None:
     """Add one call's counts: one transaction, one statement on SQLite/PostgreSQL."""
-    if not counts:
+    record_response(store, counts)
+
+
+def record_response(
+    store: AuditStore,
+    counts: Counter[Coding],
+    hook_instance: str = "",
+    service_id: str = "",
+    cards: Sequence[tuple[str, str]] = (),
+    service_version: str = "",
+) -> None:
+    """The audit records of one response (cards issued, unrecognised codings) in one transaction."""
+    if not counts and not cards:
         return
-    _ensure_table(store)
+    if counts:
+        _ensure_table(store)  # before the write lock: it may need a transaction of its own
+    with store.write() as conn:
+        if cards:
+            store.add_issued(conn, hook_instance, service_id, cards, service_version)
+        if counts:
+            _add_unrecognised(conn, counts)
+
+
+def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
     now = _now()
     rows = [
         {
@@ -83,32 +105,29 @@ def record_unrecognised(store: AuditStore, counts: Counter[Coding]) -> None:
         for (resource_type, element, system, code, display), count in counts.items()
     ]
     table = _table(UnrecognisedCoding)
-    with store.engine.begin() as conn:
-        dialect = conn.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["resource_type", "element", "system", "code"],
+                set_={
+                    "count": table.c.count + insert.excluded.count,
+                    "last_seen": insert.excluded.last_seen,
+                },
+            ),
+            rows,
+        )
+        return
+    for row in rows:  # other databases: read, then write
+        key = [table.c[name] == row[name] for name in ("resource_type", "element", "system", "code")]
+        current = conn.execute(select(table.c.count).where(*key)).scalar()
+        if current is None:
+            conn.execute(table.insert(), row)
+        else:
             conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["resource_type", "element", "system", "code"],
-                    set_={
-                        "count": table.c.count + insert.excluded.count,
-                        "last_seen": insert.excluded.last_seen,
-                    },
-                ),
-                rows,
+                table.update().where(*key).values(count=current + row["count"], last_seen=row["last_seen"])
             )
-            return
-        for row in rows:  # other databases: read, then write
-            key = [table.c[name] == row[name] for name in ("resource_type", "element", "system", "code")]
-            current = conn.execute(select(table.c.count).where(*key)).scalar()
-            if current is None:
-                conn.execute(table.insert(), row)
-            else:
-                conn.execute(
-                    table.update()
-                    .where(*key)
-                    .values(count=current + row["count"], last_seen=row["last_seen"])
-                )
 
 
 def onboarding_rows(store: AuditStore, min_count: int = 1) -> list[OnboardingRow]:

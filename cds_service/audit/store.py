@@ -8,6 +8,7 @@ import os
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,6 +210,24 @@ class AuditStore:
         """Record the (uuid, topic code) of each card returned for one hook call."""
         if not cards:
             return
+        with self.write() as conn:
+            self.add_issued(conn, hook_instance, service_id, cards, service_version, issued_at=issued_at)
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """One write transaction (on SQLite it takes the write lock at BEGIN, see _on_begin)."""
+        return self._writer.begin()
+
+    def add_issued(
+        self,
+        conn: Connection,
+        hook_instance: str,
+        service_id: str,
+        cards: Sequence[tuple[str, str]],
+        service_version: str,
+        *,
+        issued_at: datetime | None = None,
+    ) -> None:
+        """record_issued inside a write transaction the caller holds (with a response's other records)."""
         when = issued_at or _now()
         rows = [
             {
@@ -223,14 +242,13 @@ class AuditStore:
             for card_uuid, topic_code in cards
         ]
         table = _table(IssuedCard)
-        # One transaction per response, and on SQLite/PostgreSQL one statement for all its cards.
-        with self._writer.begin() as conn:
-            statement = _insert_ignoring_repeats(conn.dialect.name, table)
-            if statement is not None:
-                conn.execute(statement, rows)
-                return
-            for row in rows:
-                _insert_unless_present(conn, table, row)
+        # On SQLite/PostgreSQL one statement for all the cards.
+        statement = _insert_ignoring_repeats(conn.dialect.name, table)
+        if statement is not None:
+            conn.execute(statement, rows)
+            return
+        for row in rows:
+            _insert_unless_present(conn, table, row)
 
     def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> FeedbackResult:
         """Store feedback items; repeats of stored items are counted, not stored twice."""

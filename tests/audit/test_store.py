@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import event, inspect, text
 
 from cds_service.audit.feedback import FeedbackItem, parse_feedback
+from cds_service.audit.onboarding import onboarding_rows, record_response, record_unrecognised
 from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, total_row
 
 SERVICE = "osteoporosis-patient-view"
@@ -65,6 +68,24 @@ def store(url: str) -> AuditStore:
 def feedback_rows(store: AuditStore) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(text("SELECT * FROM feedback ORDER BY id"))]
+
+
+def statements_of(store: AuditStore, action: Callable[[], None]) -> list[str]:
+    """BEGIN, COMMIT and the first word of each SQL statement `action` sends, in order."""
+    seen: list[str] = []
+    listeners = {
+        "begin": lambda conn: seen.append("BEGIN"),
+        "commit": lambda conn: seen.append("COMMIT"),
+        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
+    }
+    for name, listener in listeners.items():
+        event.listen(store.engine, name, listener)
+    try:
+        action()
+    finally:
+        for name, listener in listeners.items():
+            event.remove(store.engine, name, listener)
+    return seen
 
 
 def test_round_trip(store: AuditStore) -> None:
@@ -218,21 +239,29 @@ def test_a_repeated_card_within_one_response_is_stored_once(store: AuditStore) -
 def test_the_cards_of_one_response_are_written_in_one_transaction_and_one_statement(
     store: AuditStore,
 ) -> None:
-    seen: list[str] = []
-    listeners = {
-        "begin": lambda conn: seen.append("BEGIN"),
-        "commit": lambda conn: seen.append("COMMIT"),
-        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
-    }
-    for name, listener in listeners.items():
-        event.listen(store.engine, name, listener)
-    try:
-        store.record_issued("hook-1", SERVICE, [(card_id(f"t{i}"), "normal-bmd") for i in range(4)], VERSION)
-    finally:
-        for name, listener in listeners.items():
-            event.remove(store.engine, name, listener)
+    seen = statements_of(
+        store,
+        lambda: store.record_issued(
+            "hook-1", SERVICE, [(card_id(f"t{i}"), "normal-bmd") for i in range(4)], VERSION
+        ),
+    )
     assert seen == ["BEGIN", "INSERT", "COMMIT"]
     assert [row.issued for row in store.report(None, None)] == [4]
+
+
+def test_the_cards_and_the_onboarding_counts_of_a_response_share_one_transaction(store: AuditStore) -> None:
+    record_unrecognised(store, Counter())  # nothing to write: creates nothing, opens nothing
+    coding = ("Observation", "code", "urn:local", "X-1", "local test")
+    record_response(store, Counter({coding: 1}))  # the onboarding table exists from here on
+    seen = statements_of(
+        store,
+        lambda: record_response(
+            store, Counter({coding: 2}), "hook-1", SERVICE, [(card_id("r1"), "normal-bmd")], VERSION
+        ),
+    )
+    assert seen == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    assert [row.issued for row in store.report(None, None)] == [1]
+    assert [row.count for row in onboarding_rows(store)] == [3]
 
 
 def test_report_counts_each_card_once_by_its_latest_feedback(store: AuditStore) -> None:
