@@ -80,6 +80,9 @@ class ClinicalSettings:
     spine_imaging_lookback_months: int = 36  # REC-SPINE-XR
     bmd_lookback_months: int | None = None  # None: most recent at any date
     doubtful_fracture_months: int = 6  # REC-CT-MRI: a doubtful fracture asks for CT/MRI while this recent
+    qct_ct_women_age: int = 65  # REC-QCT-CT: the BMD-testing ages of the consensus's reference [2]
+    qct_ct_men_age: int = 70  # REC-QCT-CT
+    qct_ct_lookback_months: int = 24  # REC-QCT-CT: no central BMD within (a choice)
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,9 @@ class Settings:
             ),
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
             doubtful_fracture_months=int_setting(get, "OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", 6, 1, 600),
+            qct_ct_women_age=int_setting(get, "OSTEO_CDS_QCT_CT_WOMEN_AGE", 65, 18, 120),
+            qct_ct_men_age=int_setting(get, "OSTEO_CDS_QCT_CT_MEN_AGE", 70, 18, 120),
+            qct_ct_lookback_months=int_setting(get, "OSTEO_CDS_QCT_CT_LOOKBACK_MONTHS", 24, 1, 600),
         )
         return cls(
             auth=auth,
