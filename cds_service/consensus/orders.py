@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from cds_service.consensus.bmd import unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
@@ -67,6 +68,17 @@ class OrderAdvice:
     suggestions: tuple[Suggestion, ...] = ()
 
 
+class _Record(NamedTuple):
+    """What every check of a draft reads besides the draft."""
+
+    facts: PatientFacts
+    judgements: Sequence[FractureJudgement]
+    drafts: Sequence[OpenOrder]  # the session's drafts (a QCT among them answers REC-QCT / REC-QCT-CT)
+    clinical: ClinicalSettings
+    today: date
+    site_has_qct: bool
+
+
 def assess_orders(
     facts: PatientFacts,
     judgements: Sequence[FractureJudgement],
@@ -89,8 +101,9 @@ def assess_orders(
         if duplicate is not None:
             advice.append(duplicate)  # the question is whether to order at all: no other card for it
             continue
+        record = _Record(facts, judgements, drafts, clinical, today, site_has_qct)
         for check in (_dxa_order, _peripheral_order, _spine_radiograph_order, _ct_order):
-            found = check(draft, facts, judgements, drafts, clinical, today, site_has_qct)
+            found = check(draft, record)
             if found is not None:
                 advice.append(found)
     return advice
@@ -123,15 +136,8 @@ def _duplicate(draft: OpenOrder, chart: Sequence[OpenOrder]) -> OrderAdvice | No
 # --- qct-instead-of-dxa (REC-QCT), z-score-required (POP-3) ----------------------------------------
 
 
-def _dxa_order(
-    draft: OpenOrder,
-    facts: PatientFacts,
-    judgements: Sequence[FractureJudgement],
-    drafts: Sequence[OpenOrder],
-    clinical: ClinicalSettings,
-    today: date,
-    site_has_qct: bool,
-) -> OrderAdvice | None:
+def _dxa_order(draft: OpenOrder, record: _Record) -> OrderAdvice | None:
+    facts, judgements, drafts, clinical, today, site_has_qct = record
     if OrderKind.CENTRAL_DXA not in draft.kinds:
         return None
     population = population_on(facts, today, clinical).population
@@ -197,15 +203,8 @@ def _dxa_factors(
 # --- peripheral-screening-only (DX-4) -------------------------------------------------------------
 
 
-def _peripheral_order(
-    draft: OpenOrder,
-    facts: PatientFacts,
-    judgements: Sequence[FractureJudgement],
-    drafts: Sequence[OpenOrder],
-    clinical: ClinicalSettings,
-    today: date,
-    site_has_qct: bool,
-) -> OrderAdvice | None:
+def _peripheral_order(draft: OpenOrder, record: _Record) -> OrderAdvice | None:
+    facts, judgements, drafts, clinical, today, site_has_qct = record
     if not {OrderKind.PERIPHERAL_BMD, OrderKind.QUS} & draft.kinds:
         return None
     if OrderKind.FOREARM_DXA in draft.kinds and unusable_sites(facts, today).reasons:
@@ -235,15 +234,8 @@ def _peripheral_order(
 # --- spine-imaging-on-record (REC-SPINE-XR) -----------------------------------------------------------
 
 
-def _spine_radiograph_order(
-    draft: OpenOrder,
-    facts: PatientFacts,
-    judgements: Sequence[FractureJudgement],
-    drafts: Sequence[OpenOrder],
-    clinical: ClinicalSettings,
-    today: date,
-    site_has_qct: bool,
-) -> OrderAdvice | None:
+def _spine_radiograph_order(draft: OpenOrder, record: _Record) -> OrderAdvice | None:
+    facts, clinical, today = record.facts, record.clinical, record.today
     if OrderKind.SPINE_RADIOGRAPH not in draft.kinds or draft.new_clinical_reason:
         return None
     since = months_before(today, clinical.spine_imaging_lookback_months)
@@ -280,15 +272,8 @@ def _spine_radiograph_order(
 # --- qct-with-ct (REC-QCT-CT) ---------------------------------------------------------------------------
 
 
-def _ct_order(
-    draft: OpenOrder,
-    facts: PatientFacts,
-    judgements: Sequence[FractureJudgement],
-    drafts: Sequence[OpenOrder],
-    clinical: ClinicalSettings,
-    today: date,
-    site_has_qct: bool,
-) -> OrderAdvice | None:
+def _ct_order(draft: OpenOrder, record: _Record) -> OrderAdvice | None:
+    facts, _, drafts, clinical, today, site_has_qct = record
     if OrderKind.CT_L1_L2 not in draft.kinds or not site_has_qct:
         return None
     age = age_on(facts.birth_date, today)
