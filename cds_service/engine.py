@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cds_service.cards.orders import render_order_cards
 from cds_service.cards.render import render_cards
 from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
 from cds_service.consensus.fractures import FractureJudgement, judge_all
 from cds_service.consensus.lookback import months_before
+from cds_service.consensus.orders import assess_orders
 from cds_service.consensus.recommendations import QCT_ORDER
 from cds_service.facts.extract import extract_facts
+from cds_service.facts.fhirpath import resource_key
 from cds_service.facts.model import DataNote, PatientFacts
+from cds_service.facts.orders import read_drafts
 from cds_service.settings import Settings
 from cds_service.topics import TOPICS, Group
 
@@ -116,6 +120,61 @@ def assess_record(
     if len([f for f in findings if f.group is Group.DIAGNOSIS]) > 1:
         raise AssertionError("the rules produced more than one diagnosis")  # a defect, never data
     return Assessment(facts=facts, judgements=judgements, findings=tuple(findings))
+
+
+def evaluate_orders(
+    resources: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    settings: Settings,
+    draft_resources: Sequence[Mapping[str, Any]],
+    concerned: Collection[str],
+    *,
+    language: str | None = None,
+    data_cut: bool = False,
+    orders_unknown: bool = False,
+    reading_notes: Iterable[DataNote] = (),
+) -> Evaluation:
+    """The order hooks: the record as `assess_record` reads it, without the session's draft orders (they
+    are not "on the chart"), then the drafts in `concerned` judged against it (consensus/orders.py)."""
+    drafts = read_drafts(draft_resources, patient_id, settings.code_map)
+    draft_keys = {resource_key(dict(r)) for r in draft_resources if r.get("resourceType") == "ServiceRequest"}
+    chart = [
+        r
+        for r in resources
+        if not (r.get("resourceType") == "ServiceRequest" and resource_key(dict(r)) in draft_keys)
+    ]
+    assessment = assess_record(chart, patient_id, settings)
+    assessment.facts.notes.extend(reading_notes)
+    advice = [
+        a
+        for a in assess_orders(
+            assessment.facts,
+            assessment.judgements,
+            drafts,
+            concerned,
+            settings.clinical,
+            settings.today_date(),
+            site_has_qct=settings.site_has_qct,
+        )
+        if a.finding.topic not in settings.disabled_cards
+    ]
+    if orders_unknown:  # duplicate-order could not look at the orders on record
+        advice = [
+            replace(a, finding=replace(a.finding, notes=(*a.finding.notes, "orders-unknown"))) for a in advice
+        ]
+    cards = render_order_cards(
+        advice,
+        assessment.facts.notes,
+        language=language or settings.language,
+        patient_id=patient_id,
+        data_cut=data_cut,
+    )
+    return Evaluation(
+        response={"cards": cards},
+        topics=[a.finding.topic for a in advice],
+        skipped=Counter(note.reason for note in assessment.facts.notes),
+        assessment=replace(assessment, findings=tuple(a.finding for a in advice)),
+    )
 
 
 def _note_before_lookback(facts: PatientFacts, settings: Settings) -> None:

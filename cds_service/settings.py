@@ -84,6 +84,9 @@ class ClinicalSettings:
     # also advises re-measurement (issue 17; an implementation choice, named on the card).
     bmd_remeasure_months: int = 60
     glucocorticoid_months: int = 3  # POP-5: systemic glucocorticoid use that counts (fracture-risk tools)
+    qct_ct_women_age: int = 65  # REC-QCT-CT: the BMD-testing ages of the consensus's reference [2]
+    qct_ct_men_age: int = 70  # REC-QCT-CT
+    qct_ct_lookback_months: int = 24  # REC-QCT-CT: no central BMD within (a choice)
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,9 @@ class Settings:
             doubtful_fracture_months=int_setting(get, "OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", 6, 1, 600),
             bmd_remeasure_months=int_setting(get, "OSTEO_CDS_BMD_REMEASURE_MONTHS", 60, 1, 1200),
             glucocorticoid_months=int_setting(get, "OSTEO_CDS_GLUCOCORTICOID_MONTHS", 3, 1, 120),
+            qct_ct_women_age=int_setting(get, "OSTEO_CDS_QCT_CT_WOMEN_AGE", 65, 18, 120),
+            qct_ct_men_age=int_setting(get, "OSTEO_CDS_QCT_CT_MEN_AGE", 70, 18, 120),
+            qct_ct_lookback_months=int_setting(get, "OSTEO_CDS_QCT_CT_LOOKBACK_MONTHS", 24, 1, 600),
         )
         return cls(
             auth=auth,

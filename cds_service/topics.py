@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 class Group(StrEnum):
     DIAGNOSIS = "diagnosis"  # at most one card of this group per response
     RECOMMENDATION = "recommendation"
+    ORDER = "order"  # the order hooks (order-select, order-sign): cards about the draft orders
 
 
 Indicator = Literal["critical", "warning", "info"]
@@ -27,7 +28,7 @@ class Topic(NamedTuple):
     proposes_orders: bool = False  # CONTRACT.md suggestion table (orders-unknown note)
 
 
-_D, _R = Group.DIAGNOSIS, Group.RECOMMENDATION
+_D, _R, _O = Group.DIAGNOSIS, Group.RECOMMENDATION, Group.ORDER
 
 TOPICS: dict[str, Topic] = {
     "severe-osteoporosis": Topic(_D, "critical", ("DX-2",)),
@@ -47,6 +48,12 @@ TOPICS: dict[str, Topic] = {
     "peripheral-screening-only": Topic(_R, "info", ("DX-4", "REC-PERIPHERAL")),
     "vertebral-fracture-ecf-check": Topic(_R, "info", ("FX-4",)),
     "cross-device-comparison": Topic(_R, "warning", ("DXA-5",)),
+    # CONTRACT.md "Order hooks" (consensus/orders.py)
+    "qct-instead-of-dxa": Topic(_O, "warning", ("REC-QCT",)),
+    "qct-with-ct": Topic(_O, "info", ("REC-QCT-CT",)),
+    "spine-imaging-on-record": Topic(_O, "info", ("REC-SPINE-XR",)),
+    # CONTRACT.md: "the rule of the order's purpose"; each card names the one that applies
+    "duplicate-order": Topic(_O, "warning", ("REC-BMD", "REC-QCT", "REC-FOREARM", "DX-4", "REC-SPINE-XR")),
 }
 
 TOPIC_CODES: tuple[str, ...] = tuple(TOPICS)

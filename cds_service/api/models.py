@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cds_service.hooks import orders
 from cds_service.hooks.patient_view import HOOK, PatientViewCall
 
 # Unknown fields are allowed everywhere: `extension`, 3.0 additions and vendor fields must not break a call.
@@ -85,6 +86,68 @@ class PatientViewRequest(BaseModel):
             prefetch=self.prefetch,
             fhir_server=self.fhirServer,
             access_token=self.fhirAuthorization.access_token if self.fhirAuthorization else None,
+        )
+
+
+class OrderContext(PatientViewContext):
+    """`order-select` / `order-sign` context (CDS Hooks 2.0): `draftOrders` must be a FHIR Bundle; its entries
+    that are not ServiceRequests are ignored. `selections` are references into it (order-select)."""
+
+    draftOrders: dict[str, Any]
+    selections: list[str] | None = None
+
+    @field_validator("draftOrders")
+    @classmethod
+    def _bundle(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("resourceType") != "Bundle":
+            raise ValueError("draftOrders must be a FHIR Bundle (resourceType Bundle)")
+        if not isinstance(value.get("entry", []), list):
+            raise ValueError("draftOrders.entry must be a list")
+        return value
+
+    def draft_resources(self) -> list[dict[str, Any]]:
+        entries = self.draftOrders.get("entry", [])
+        return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+
+
+class OrderRequest(PatientViewRequest):
+    """An `order-select` or `order-sign` call: patient-view's request with the order context."""
+
+    context: OrderContext
+
+    @field_validator("hook")
+    @classmethod
+    def _patient_view(cls, value: str) -> str:  # overrides patient-view's hook check
+        if value not in (orders.SELECT_HOOK, orders.SIGN_HOOK):
+            raise ValueError(f"this service answers the {orders.SELECT_HOOK} or {orders.SIGN_HOOK} hook only")
+        return value
+
+    def to_order_call(self, service_id: str) -> orders.OrderCall:
+        hook = orders.HOOKS[service_id]
+        if self.hook != hook:
+            raise ValueError(f"this service answers the {hook} hook only")
+        drafts = self.context.draft_resources()
+        if hook == orders.SELECT_HOOK:
+            if self.context.selections is None:
+                raise ValueError("context.selections is required for order-select")
+            # "ServiceRequest/<id>" (a bare id is read as a ServiceRequest id)
+            concerned = frozenset(s if "/" in s else f"ServiceRequest/{s}" for s in self.context.selections)
+        else:
+            concerned = frozenset(
+                f"ServiceRequest/{r.get('id')}" for r in drafts if r.get("resourceType") == "ServiceRequest"
+            )
+        record = self.to_call()
+        context = {k: v for k, v in record.context.items() if k not in ("draftOrders", "selections")}
+        return orders.OrderCall(
+            record=PatientViewCall(
+                patient_id=record.patient_id,
+                context=context,
+                prefetch=record.prefetch,
+                fhir_server=record.fhir_server,
+                access_token=record.access_token,
+            ),
+            drafts=drafts,
+            concerned=concerned,
         )
 
 

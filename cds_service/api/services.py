@@ -13,20 +13,20 @@ from cds_service import __version__
 from cds_service.api import observability
 from cds_service.api.config import audit_store_of, current_settings
 from cds_service.api.errors import error_response
-from cds_service.api.models import PatientViewRequest, describe_errors
+from cds_service.api.models import OrderRequest, PatientViewRequest, describe_errors
 from cds_service.audit.onboarding import record_response
 from cds_service.engine import Evaluation
 from cds_service.fhir.client import FhirServerRefused
 from cds_service.fhir.gather import DataUnavailable
 from cds_service.fhir.onboarding import Coding
-from cds_service.hooks import patient_view
+from cds_service.hooks import orders, patient_view
 from cds_service.settings import LANGUAGES
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("cds_services", __name__)
 
-SERVICE_IDS = (patient_view.SERVICE_ID,)
+SERVICE_IDS = (patient_view.SERVICE_ID, orders.SELECT_ID, orders.SIGN_ID)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -67,7 +67,15 @@ def pick_language(default: str) -> str:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    return json_response({"services": [patient_view.describe(current_settings())]})
+    return json_response(
+        {
+            "services": [
+                patient_view.describe(current_settings()),
+                orders.describe(orders.SELECT_ID, current_settings()),
+                orders.describe(orders.SIGN_ID, current_settings()),
+            ]
+        }
+    )
 
 
 @blueprint.post("/cds-services/<service_id>")
@@ -75,17 +83,25 @@ def call_service(service_id: str) -> Response:
     if service_id not in SERVICE_IDS:
         return error_response(404, "not-found", "no CDS service with this id")
     settings = current_settings()
+    model = PatientViewRequest if service_id == patient_view.SERVICE_ID else OrderRequest
     try:
-        hook_request = PatientViewRequest.model_validate(parse_json_object(request.get_data(cache=False)))
+        hook_request = model.model_validate(parse_json_object(request.get_data(cache=False)))
+        order_call = (
+            hook_request.to_order_call(service_id) if isinstance(hook_request, OrderRequest) else None
+        )
     except BadBody as exc:
         return error_response(400, "structure", str(exc))
     except ValidationError as exc:
         return error_response(400, "invalid", describe_errors(exc))
+    except ValueError as exc:  # the order context does not fit this service (messages name fields only)
+        return error_response(400, "invalid", str(exc))
+    language = pick_language(settings.language)
     unrecognised: list[Counter[Coding]] = []  # written with the issued cards, in one transaction
     try:
-        evaluation = patient_view.handle(
-            hook_request.to_call(), settings, pick_language(settings.language), unrecognised.append
-        )
+        if order_call is not None:
+            evaluation = orders.handle(order_call, settings, language, unrecognised.append)
+        else:
+            evaluation = patient_view.handle(hook_request.to_call(), settings, language, unrecognised.append)
     except FhirServerRefused as exc:
         return error_response(400, "forbidden", str(exc))
     except DataUnavailable as exc:
@@ -98,14 +114,16 @@ def call_service(service_id: str) -> Response:
             f"{', '.join(exc.resource_types)} (not in the prefetch, and not obtainable from fhirServer)",
         )
     observability.record_evaluation(evaluation)
-    _record_response(hook_request.hookInstance, evaluation, sum(unrecognised, Counter()))
+    _record_response(hook_request.hookInstance, evaluation, sum(unrecognised, Counter()), service_id)
     if settings.silent:
         # OSTEO_CDS_SILENT: the cards are recorded (card-volume report) but no clinician sees them yet.
         return json_response({"cards": []})
     return json_response(evaluation.response)
 
 
-def _record_response(hook_instance: str, evaluation: Evaluation, unrecognised: Counter[Coding]) -> None:
+def _record_response(
+    hook_instance: str, evaluation: Evaluation, unrecognised: Counter[Coding], service_id: str
+) -> None:
     """The audit records of one response in one transaction: card uuids and topics (to match feedback) and
     the site-onboarding counts (no patient data). A store failure costs no cards."""
     store = audit_store_of(current_app)
@@ -120,8 +138,6 @@ def _record_response(hook_instance: str, evaluation: Evaluation, unrecognised: C
     if not issued and not unrecognised:
         return
     try:
-        record_response(
-            store.get(), unrecognised, hook_instance, patient_view.SERVICE_ID, issued, __version__
-        )
+        record_response(store.get(), unrecognised, hook_instance, service_id, issued, __version__)
     except Exception as exc:  # the audit trail must not cost the clinician the cards
         log.error("audit records not written (request %s): %s", g.get("request_id", "-"), type(exc).__name__)

@@ -26,6 +26,14 @@ CONCEPTS = frozenset(
         "genant-grade",
         "bmi",
         "spine-imaging-report",
+        # order kinds (the order hooks' draft orders, and orders on record): facts/orders.py ORDER_CONCEPTS
+        "order-central-dxa",
+        "order-qct",
+        "order-forearm-dxa",
+        "order-peripheral-bmd",
+        "order-qus",
+        "order-spine-radiograph",
+        "order-ct-l1-l2",
     }
 )
 

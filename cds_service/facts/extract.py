@@ -45,14 +45,13 @@ from cds_service.facts.model import (
     ImagingReport,
     Measure,
     Modality,
-    OpenOrder,
     PatientFacts,
     Region,
     Sex,
     UnmeasuredSite,
     UnreadableBmd,
 )
-from cds_service.facts.orders import with_kinds
+from cds_service.facts.orders import read_order
 from cds_service.facts.report_body import BodyReading, read_attachments
 from cds_service.facts.report_text import FractureMention, read_report, stated_trauma
 from cds_service.facts.valuesets import (
@@ -760,23 +759,9 @@ class _Reader:
             self.facts.notes.append(note)
 
     def service_request(self, resource: JsonObject) -> None:
-        if as_str(resource.get("status")) not in ("active", "draft"):
-            return
-        self.facts.open_orders.append(
-            with_kinds(
-                OpenOrder(
-                    source=resource_key(resource),
-                    codes=tuple((system, code) for system, code, _ in codings(resource.get("code"))),
-                    text=concept_text(resource.get("code")),
-                    body_sites=tuple(
-                        code
-                        for site in as_list(resource.get("bodySite"))
-                        for system, code, _ in codings(site)
-                        if system == SNOMED
-                    ),
-                )
-            )
-        )
+        order = read_order(resource, self.code_map)
+        if order is not None:
+            self.facts.open_orders.append(order)
 
 
 # Every standard coding an Observation can count by (BMD LOINC codes, BMI, weight, height), built once.

@@ -158,6 +158,12 @@ class OrderKind(StrEnum):
     SHOULDER_CT_MR = "shoulder-ct-mr"
     PELVIS_CT_MR = "pelvis-ct-mr"
     CHEST_CT_MR = "chest-ct-mr"
+    # What a draft order is, for the order hooks (consensus/orders.py):
+    CENTRAL_DXA = "central-dxa"  # DXA of the spine or hip (DXA-1)
+    PERIPHERAL_BMD = "peripheral-bmd"  # pDXA, pQCT, single-energy, radiographic absorptiometry (DX-4)
+    QUS = "qus"  # quantitative ultrasound: not BMD at all (DX-4)
+    SPINE_RADIOGRAPH = "spine-radiograph"  # any radiograph of the thoracic and/or lumbar spine
+    CT_L1_L2 = "ct-l1-l2"  # a non-contrast CT whose range covers L1-L2 (REC-QCT-CT)
 
 
 class ProposedOrder(StrEnum):
@@ -196,6 +202,10 @@ class OpenOrder:
     # SNOMED CT codes of ServiceRequest.bodySite (e.g. the distal radius)
     body_sites: tuple[str, ...] = ()
     kinds: frozenset[OrderKind] = frozenset()  # what it already is (facts/orders.py reads it)
+    status: str = "active"  # "active" | "draft"
+    # The order's reasonCode/reasonReference/note give a new clinical reason (pain, trauma, a fall, fracture,
+    # deformity, height loss): spine-imaging-on-record is then not given (facts/orders.py reads the words).
+    new_clinical_reason: bool = False
 
 
 @dataclass

@@ -454,6 +454,58 @@ IMAGING_STUDIES: dict[str, ImagingStudy] = {
     "83012-5": ImagingStudy(report=False, order_kinds=_BMD_ORDER),
 }
 
+# CPT codes of the orders the order hooks recognise (the sandbox's imaging-order screen sends CPT), read by
+# facts/orders.py only with the CPT system (a local code may be any number). Not in codes.md: each was
+# checked against the AMA descriptor quoted by the page named beside it (search tool, 2026-12-07).
+CPT = "http://www.ama-assn.org/go/cpt"
+_CENTRAL_DXA_ORDER = frozenset({OrderKind.BMD, OrderKind.CENTRAL_DXA})
+_CT_L1_L2_ORDER = frozenset({OrderKind.CT_L1_L2})
+CPT_ORDERS: dict[str, frozenset[OrderKind]] = {
+    # "DXA, bone density study, 1 or more sites; axial skeleton" — codingahead.com/cpt/codes/77080
+    "77080": _CENTRAL_DXA_ORDER,
+    # "...; appendicular skeleton (peripheral) (eg, radius, wrist, heel)" — codingahead.com/cpt/codes/77081
+    # (a peripheral DXA: DX-4; a forearm DXA under DXA-2 is read from the body site or text)
+    "77081": frozenset({OrderKind.BMD, OrderKind.PERIPHERAL_BMD}),
+    # "...; axial skeleton ..., including vertebral fracture assessment" — codingahead.com/cpt/codes/77085
+    "77085": _CENTRAL_DXA_ORDER,
+    # "Computed tomography, bone mineral density study, 1 or more sites; axial skeleton" —
+    # medicarepaymentandreimbursement.com/2011/04/bone-mass-measurement-bmm-cpt-76977.html
+    "77078": _QCT_ORDER,
+    # "...; appendicular skeleton (peripheral)" (pQCT) — codingahead.com/cpt/codes/77079
+    "77079": frozenset({OrderKind.BMD, OrderKind.PERIPHERAL_BMD}),
+    # "Ultrasound bone density measurement and interpretation, peripheral site(s), any method" —
+    # medicarepaymentandreimbursement.com (as 77078); iframe.ai/medical-coding/CPT/76977
+    "76977": frozenset({OrderKind.QUS}),
+    # thoracic spine, 2 views (AP + lateral) — mirahealth.care/reference/cpt/72070; 3 views —
+    # medpayiq.com/cpt/72072; "Radiologic examination, spine; thoracic, minimum of 4 views" —
+    # codingahead.com/cpt/codes/72074
+    "72070": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    "72072": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    "72074": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    # "Radiologic examination, spine, lumbosacral; 2 or 3 views" (72110: 4 or more views, 72114: complete,
+    # named on the same page) — codingahead.com/cpt/codes/72100
+    "72100": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    "72110": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    "72114": frozenset({OrderKind.SPINE_RADIOGRAPH}),
+    # "Radiologic examination of the entire thoracic and lumbar spine ...; 2 or 3 views" —
+    # iframe.ai/medical-coding/CPT/72082
+    "72082": frozenset({OrderKind.SPINE_RADIOGRAPH, OrderKind.SPINE_IMAGING}),
+    # "Computed tomography, thorax, diagnostic; without contrast material" — transcure.net (AMA wording)
+    "71250": _CT_L1_L2_ORDER,
+    # "Computed tomography, thorax, low dose for lung cancer screening, without contrast material(s)" —
+    # codingahead.com/cpt-code-71271-...
+    "71271": _CT_L1_L2_ORDER,
+    # "Computed tomography, abdomen; without contrast material" — medcoder.ai/cptcode/74150
+    "74150": _CT_L1_L2_ORDER,
+    # "Computed tomography, abdomen and pelvis; without contrast material" — medcoder.ai/cptcode/74176
+    "74176": _CT_L1_L2_ORDER,
+    # "Computed tomography, lumbar spine; without contrast material" — codingahead.com/cpt/codes/72131
+    "72131": frozenset({OrderKind.CT_L1_L2, OrderKind.SPINE_CT_MR}),
+    # "Computed tomography, thoracic spine; without contrast material" — codingahead.com/cpt/codes/72128
+    # (T1-T12: does not reach L1-L2)
+    "72128": _SPINE_CT_MR_ORDER,
+}
+
 SPINE_IMAGING_LOINC: dict[str, frozenset[str]] = {c: s.spine for c, s in IMAGING_STUDIES.items() if s.spine}
 IMAGING_REPORT_LOINC = frozenset(c for c, s in IMAGING_STUDIES.items() if s.report)
 RADIOGRAPH_LOINC = frozenset(c for c, s in IMAGING_STUDIES.items() if s.radiograph)

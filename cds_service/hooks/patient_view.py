@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service import engine
-from cds_service.fhir.gather import PrefetchStrategy
+from cds_service.fhir.gather import Gathered, PrefetchStrategy
 from cds_service.fhir.onboarding import Coding, unrecognised_codings
 from cds_service.fhir.plan import QueryPlan, build_plan
 from cds_service.settings import Settings
@@ -81,6 +81,25 @@ class PatientViewCall:
     access_token: str | None
 
 
+def gather(
+    call: PatientViewCall,
+    settings: Settings,
+    on_unrecognised: Callable[[Counter[Coding]], None] | None = None,
+) -> Gathered:
+    """The patient's record by the query plan (prefetch, else the same searches on fhirServer); raises
+    DataUnavailable / FhirServerRefused. The order hooks gather their record with this same call."""
+    gathered = strategy_for(settings).gather(
+        prefetch=call.prefetch,
+        context=call.context,
+        fhir_server=call.fhir_server,
+        access_token=call.access_token,
+        settings=settings,
+    )
+    if on_unrecognised is not None:
+        on_unrecognised(unrecognised_codings(gathered.resources, settings.code_map))
+    return gathered
+
+
 def handle(
     call: PatientViewCall,
     settings: Settings,
@@ -92,16 +111,8 @@ def handle(
     `on_unrecognised` receives the counts of the codings nothing recognised (site onboarding).
     """
     started = time.monotonic()
-    gathered = strategy_for(settings).gather(
-        prefetch=call.prefetch,
-        context=call.context,
-        fhir_server=call.fhir_server,
-        access_token=call.access_token,
-        settings=settings,
-    )
+    gathered = gather(call, settings, on_unrecognised)
     gathered_at = time.monotonic()
-    if on_unrecognised is not None:
-        on_unrecognised(unrecognised_codings(gathered.resources, settings.code_map))
     evaluation = engine.evaluate(
         gathered.resources,
         call.patient_id,

@@ -27,8 +27,20 @@ def service(client: FlaskClient) -> dict[str, Any]:
     response = client.get("/cds-services")
     assert response.status_code == 200
     services = response.get_json()["services"]
-    assert len(services) == 1
-    return services[0]  # type: ignore[no-any-return]
+    return next(s for s in services if s["id"] == SERVICE_ID)  # type: ignore[no-any-return]
+
+
+def test_discovery_lists_the_three_services_with_one_prefetch(client: FlaskClient) -> None:
+    # issue 15: the order hooks beside patient-view, gathering the record with the same templates.
+    services = {s["id"]: s for s in client.get("/cds-services").get_json()["services"]}
+    assert {sid: s["hook"] for sid, s in services.items()} == {
+        SERVICE_ID: "patient-view",
+        "osteoporosis-order-select": "order-select",
+        "osteoporosis-order-sign": "order-sign",
+    }
+    assert all(s["prefetch"] == services[SERVICE_ID]["prefetch"] for s in services.values())
+    for entry in services.values():
+        assert all(value not in (None, "", [], {}) for value in entry.values())
 
 
 def test_discovery_describes_the_patient_view_service(client: FlaskClient) -> None:

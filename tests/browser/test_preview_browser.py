@@ -18,6 +18,7 @@ from cds_service.api.app import create_app
 from cds_service.preview import register_preview
 from cds_service.preview.demos import Demo, load_catalogue
 from cds_service.settings import Settings
+from cds_service.topics import TOPICS
 from tests.builders import bundle, patient, t_score
 
 CHROMIUM = "/usr/bin/chromium"
@@ -149,7 +150,7 @@ def test_the_page_loads_and_lists_every_card(page: Page) -> None:
     page.open()
     assert page.page.title() == "osteo-cds preview"
     rows = page.page.eval_on_selector_all("table.topics tbody tr", "rows => rows.map(r => r.dataset.topic)")
-    assert len(rows) == 17 and "severe-osteoporosis" in rows
+    assert rows == list(TOPICS) and "severe-osteoporosis" in rows  # issue 15 adds the order topics
     # every indicator carries a word and an icon shape, not colour alone
     labels = page.page.eval_on_selector_all(".topics .indicator", "xs => xs.map(x => x.textContent.trim())")
     assert set(labels) == {"Critical", "Warning", "Info"}

@@ -30,6 +30,14 @@ CONTRACT_CONCEPTS = {
     "genant-grade",
     "bmi",
     "spine-imaging-report",
+    # issue 15: order kinds, for the order hooks' draft orders (README "Mapping a hospital's local codes")
+    "order-central-dxa",
+    "order-qct",
+    "order-forearm-dxa",
+    "order-peripheral-bmd",
+    "order-qus",
+    "order-spine-radiograph",
+    "order-ct-l1-l2",
 }
 
 
