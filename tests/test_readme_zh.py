@@ -9,7 +9,7 @@ from pathlib import Path
 from cds_service.topics import TOPICS, Group
 
 REPO = Path(__file__).resolve().parents[1]
-GROUP_WORDS = {"诊断": Group.DIAGNOSIS, "建议": Group.RECOMMENDATION}
+GROUP_WORDS = {"诊断": Group.DIAGNOSIS, "建议": Group.RECOMMENDATION, "医嘱": Group.ORDER}
 
 
 def _card_rows() -> dict[str, tuple[str, str]]:
