@@ -137,7 +137,7 @@ def fracture_imaging(
     ]
     orders: list[OrderProposal] = []
     for site in dict.fromkeys(site for j in doubtful for site in _order_sites(j.fracture)):
-        if not _has_open_order(facts, _SITE_ORDER_KINDS.get(site, OrderKind.SPINE_CT_MR)):
+        if not _has_open_order(facts, _SITE_ORDER_KINDS.get(site, OrderKind.OTHER_CT_MR)):
             orders.extend(_site_orders(site, [j.fracture for j in doubtful]))
     if not orders:
         return None  # nothing doubtful, or CT/MRI of every doubtful region already ordered
@@ -174,6 +174,8 @@ _SITE_ORDERS: dict[str, tuple[ProposedOrder, ProposedOrder]] = {
 # A site without a verified regional code ("other", "unspecified"): the generic codes, region in the note.
 _UNSPECIFIED_ORDERS = (ProposedOrder.CT_UNSPECIFIED, ProposedOrder.MR_UNSPECIFIED)
 _SITE_ORDER_KINDS: dict[str, OrderKind] = {
+    "thoracic": OrderKind.SPINE_CT_MR,
+    "lumbar": OrderKind.SPINE_CT_MR,
     "hip": OrderKind.HIP_CT_MR,
     "distal-radius": OrderKind.WRIST_CT_MR,
     "proximal-humerus": OrderKind.SHOULDER_CT_MR,

@@ -390,6 +390,7 @@ _WRIST_CT_MR_ORDER = frozenset({OrderKind.WRIST_CT_MR})
 _SHOULDER_CT_MR_ORDER = frozenset({OrderKind.SHOULDER_CT_MR})
 _PELVIS_CT_MR_ORDER = frozenset({OrderKind.PELVIS_CT_MR, OrderKind.HIP_CT_MR})
 _CHEST_CT_MR_ORDER = frozenset({OrderKind.CHEST_CT_MR})
+_OTHER_CT_MR_ORDER = frozenset({OrderKind.OTHER_CT_MR})
 
 IMAGING_STUDIES: dict[str, ImagingStudy] = {
     # radiographs of the spine
@@ -433,6 +434,10 @@ IMAGING_STUDIES: dict[str, ImagingStudy] = {
     MR_PELVIS: ImagingStudy(modality="mr", regions=_PELVIS, order_kinds=_PELVIS_CT_MR_ORDER),
     CT_CHEST: ImagingStudy(modality="ct", regions=_CHEST, order_kinds=_CHEST_CT_MR_ORDER),  # ribs
     MR_CHEST: ImagingStudy(modality="mr", regions=_CHEST, order_kinds=_CHEST_CT_MR_ORDER),
+    # The generic codes proposed for a fracture site without a regional code: an order of one (e.g. an
+    # accepted suggestion) answers that card; its region is in the order's note, so it answers no other site.
+    CT_UNSPECIFIED: ImagingStudy(modality="ct", order_kinds=_OTHER_CT_MR_ORDER),
+    MR_UNSPECIFIED: ImagingStudy(modality="mr", order_kinds=_OTHER_CT_MR_ORDER),
     # other radiographs read for fractures and bone loss: hip, radius-ulna, wrist, humerus, calcaneus
     "24762-7": ImagingStudy(radiograph=True),
     "24891-4": ImagingStudy(radiograph=True),

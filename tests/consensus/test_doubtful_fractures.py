@@ -389,3 +389,48 @@ def test_a_site_without_regional_code_gets_the_generic_coded_orders() -> None:
         pytest.skip("FX-1a: a doubtful fracture at an 'other' site is not judged (no card to test)")
     assert [o.kind for o in finding.orders] == [P.CT_UNSPECIFIED, P.MR_UNSPECIFIED]
     assert "order-region-unspecified" in finding.notes
+
+
+def coded_order(loinc: str) -> Resource:
+    """An open order as an accepted suggestion leaves it: coded, no text."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": f"sr{next(_ids)}",
+        "status": "draft",
+        "intent": "proposal",
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+
+
+CLAVICLE_DOUBT = report("左锁骨骨折可能", loinc=None, name="DR左锁骨正位")
+
+
+@pytest.mark.parametrize(
+    ("resources", "card"),
+    [
+        pytest.param([CLAVICLE_DOUBT], True, id="REC-CT-MRI other site, nothing ordered: generic CT/MRI"),
+        pytest.param(
+            [CLAVICLE_DOUBT, coded_order("25045-6")],
+            False,
+            id="REC-CT-MRI other site, accepted generic CT (25045-6) is not proposed again",
+        ),
+        pytest.param(
+            [CLAVICLE_DOUBT, coded_order("25056-3")],
+            False,
+            id="REC-CT-MRI other site, accepted generic MRI (25056-3) is not proposed again",
+        ),
+        pytest.param(
+            [CLAVICLE_DOUBT, coded_order("24968-0")],
+            True,
+            id="REC-CT-MRI near-miss other site, a lumbar MRI order does not answer it",
+        ),
+        pytest.param(
+            [L1_DOUBT, coded_order("25045-6")],
+            True,
+            id="REC-CT-MRI near-miss spine doubt, a generic CT order is not a spine CT",
+        ),
+    ],
+)
+def test_accepted_generic_orders_are_not_proposed_again(resources: list[Resource], card: bool) -> None:
+    assert (imaging_card(*resources) is not None) == card
