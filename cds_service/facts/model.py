@@ -158,7 +158,7 @@ class OrderKind(StrEnum):
     SHOULDER_CT_MR = "shoulder-ct-mr"
     PELVIS_CT_MR = "pelvis-ct-mr"
     CHEST_CT_MR = "chest-ct-mr"
-    OTHER_CT_MR = "other-ct-mr"  # CT or MRI of an unspecified region (the generic codes proposed for other sites)
+    OTHER_CT_MR = "other-ct-mr"  # CT or MRI of an unspecified region (the generic codes for other sites)
     # What a draft order is, for the order hooks (consensus/orders.py):
     CENTRAL_DXA = "central-dxa"  # DXA of the spine or hip (DXA-1)
     PERIPHERAL_BMD = "peripheral-bmd"  # pDXA, pQCT, single-energy, radiographic absorptiometry (DX-4)
