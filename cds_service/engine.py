@@ -22,6 +22,7 @@ from cds_service.consensus.recommendations import QCT_ORDER
 from cds_service.facts.extract import extract_facts
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.settings import Settings
+from cds_service.smart.links import add_smart_links
 from cds_service.topics import TOPICS, Group
 
 
@@ -71,6 +72,7 @@ def evaluate(
         patient_id=patient_id,
         data_cut=data_cut,
     )
+    add_smart_links(cards, settings, language or settings.language)
     return Evaluation(
         response={"cards": cards},
         topics=[f.topic for f in assessment.findings],

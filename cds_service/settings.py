@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,11 @@ class Settings:
     # CONTRACT.md: the site offers QCT. Read by the order hooks (issue 15); false turns QCT suggestions
     # into a referral sentence.
     site_has_qct: bool = True
+    # The SMART app (cds_service/smart/): on when a client id is set. The secret makes it a confidential
+    # client; frame ancestors are the EHR origins allowed to frame it (CSP frame-ancestors).
+    smart_client_id: str | None = None
+    smart_client_secret: str | None = None
+    smart_frame_ancestors: tuple[str, ...] = ()
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -117,6 +123,10 @@ class Settings:
         if self.today is not None:
             return self.today
         return datetime.now(zoneinfo.ZoneInfo(self.tz)).date()
+
+    @property
+    def smart_enabled(self) -> bool:
+        return bool(self.smart_client_id)
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -171,10 +181,22 @@ class Settings:
             bmd_lookback_months=_optional_int(get, "OSTEO_CDS_BMD_LOOKBACK_MONTHS", 1, 1200),
             doubtful_fracture_months=int_setting(get, "OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", 6, 1, 600),
         )
+        smart_client_id = (get("OSTEO_CDS_SMART_CLIENT_ID") or "").strip() or None
+        public_url = get("OSTEO_CDS_PUBLIC_URL") or None
+        frame_ancestors = tuple(_csv(get("OSTEO_CDS_SMART_FRAME_ANCESTORS", "")))
+        if smart_client_id and not public_url:
+            raise SettingsError(
+                "OSTEO_CDS_SMART_CLIENT_ID needs OSTEO_CDS_PUBLIC_URL (the app's redirect URI)"
+            )
+        for origin in frame_ancestors:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?", origin):
+                raise SettingsError(
+                    f"OSTEO_CDS_SMART_FRAME_ANCESTORS: {origin!r} is not an origin (scheme://host[:port])"
+                )
         return cls(
             auth=auth,
             trusted_issuers=dict(issuers),
-            public_url=(get("OSTEO_CDS_PUBLIC_URL") or None),
+            public_url=public_url,
             fhir_servers=tuple(_csv(get("OSTEO_CDS_FHIR_SERVERS", ""))),
             cors_origins=tuple(_csv(get("OSTEO_CDS_CORS_ORIGINS", "*"))) or ("*",),
             language=language,
@@ -195,6 +217,9 @@ class Settings:
             preview_enabled=_bool(get, "OSTEO_CDS_PREVIEW", False),
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             site_has_qct=_bool(get, "OSTEO_CDS_SITE_HAS_QCT", True),
+            smart_client_id=smart_client_id,
+            smart_client_secret=(get("OSTEO_CDS_SMART_CLIENT_SECRET") or "").strip() or None,
+            smart_frame_ancestors=frame_ancestors,
             clinical=clinical,
             server=ServerSettings.from_env(env),
         )
