@@ -25,6 +25,7 @@ from cds_service.api.app import create_app
 from cds_service.api.config import AUDIT_KEY, LazyAuditStore
 from cds_service.settings import Settings, SettingsError
 from cds_service.smart.blueprint import COOKIE, V1_SCOPES, V2_SCOPES, focus
+from cds_service.smart.links import smart_texts
 from tests.builders import patient, t_score
 from tests.conftest import FHIR_BASE, FakeFhirServer
 
@@ -423,3 +424,21 @@ def test_smart_settings_read() -> None:
     )
     assert settings.smart_enabled and settings.smart_client_secret == "s"
     assert settings.smart_frame_ancestors == ("https://ehr.example.org", "http://localhost:8080")
+
+
+def test_app_texts_are_the_same_keys_in_both_languages() -> None:
+    assert smart_texts("en").keys() == smart_texts("zh-CN").keys()
+    assert all(smart_texts("zh-CN").values())
+
+
+def test_callback_carrying_an_authorization_error_is_refused(
+    smart_client: FlaskClient, rsps: responses.RequestsMock
+) -> None:
+    calls: list[dict[str, list[str]]] = []
+    ehr(rsps, token_calls=calls)
+    params = authorize_params(launch(smart_client))
+    response = smart_client.get(
+        "/smart/callback", query_string={"error": "access_denied", "state": params["state"]}, base_url=PUBLIC
+    )
+    assert response.status_code == 400
+    assert calls == []
