@@ -21,7 +21,7 @@ from cds_service.facts.bundle import patient_data
 from cds_service.preview.demos import demo_settings, load_catalogue, read_demo
 from cds_service.settings import Settings
 from tests.browser.ehr_simulator import USER, EhrSimulator
-from tests.browser.test_preview_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_preview_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401 - the fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -76,18 +76,9 @@ def launched_app(tmp_path: Path) -> Iterator[tuple[EhrSimulator, Any, list[dict[
             server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def test_a_card_link_launches_the_app_in_the_ehr_frame_and_it_shows_chart_and_explanation(
-    browser: Any, launched_app: tuple[EhrSimulator, Any, list[dict[str, Any]], str, str]
+    browser: Any,  # noqa: F811 - the fixture imported from test_preview_browser
+    launched_app: tuple[EhrSimulator, Any, list[dict[str, Any]], str, str],
 ) -> None:
     ehr, app, cards, patient_id, public = launched_app
     card = cards[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -198,15 +199,20 @@ def test_launch_refused_when_the_server_lacks_s256(smart_client: FlaskClient, rs
 # --- callback -------------------------------------------------------------------------------------
 
 
-def test_callback_with_another_state_is_refused_and_no_token_is_asked(
-    smart_client: FlaskClient, rsps: responses.RequestsMock
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(lambda state: {"code": "c0de", "state": "forged"}, id="state-mismatch"),
+        pytest.param(lambda state: {"error": "access_denied", "state": state}, id="authorization-error"),
+    ],
+)
+def test_callback_refused_without_asking_for_a_token(
+    smart_client: FlaskClient, rsps: responses.RequestsMock, answer: Callable[[str], dict[str, str]]
 ) -> None:
     calls: list[dict[str, list[str]]] = []
     ehr(rsps, token_calls=calls)
-    authorize_params(launch(smart_client))
-    response = smart_client.get(
-        "/smart/callback", query_string={"code": "c0de", "state": "forged"}, base_url=PUBLIC
-    )
+    params = authorize_params(launch(smart_client))
+    response = smart_client.get("/smart/callback", query_string=answer(params["state"]), base_url=PUBLIC)
     assert response.status_code == 400
     assert calls == []
 
@@ -429,16 +435,3 @@ def test_smart_settings_read() -> None:
 def test_app_texts_are_the_same_keys_in_both_languages() -> None:
     assert smart_texts("en").keys() == smart_texts("zh-CN").keys()
     assert all(smart_texts("zh-CN").values())
-
-
-def test_callback_carrying_an_authorization_error_is_refused(
-    smart_client: FlaskClient, rsps: responses.RequestsMock
-) -> None:
-    calls: list[dict[str, list[str]]] = []
-    ehr(rsps, token_calls=calls)
-    params = authorize_params(launch(smart_client))
-    response = smart_client.get(
-        "/smart/callback", query_string={"error": "access_denied", "state": params["state"]}, base_url=PUBLIC
-    )
-    assert response.status_code == 400
-    assert calls == []
