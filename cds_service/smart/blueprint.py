@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -125,10 +126,10 @@ def launch() -> ResponseReturnValue:
     scope = V2_SCOPES if v2 else V1_SCOPES
     verifier = generate_token(64)
     state = generate_token(32)
-    client = _client(settings, scope)
-    url, _ = client.create_authorization_url(
-        authorize, state=state, code_verifier=verifier, launch=launch_id, aud=iss
-    )
+    with _client(settings, scope) as client:  # builds the URL (S256 challenge of the verifier); no request
+        url, _ = client.create_authorization_url(
+            authorize, state=state, code_verifier=verifier, launch=launch_id, aud=iss
+        )
     session_id = _sessions().create(
         {"phase": "launch", "state": state, "verifier": verifier, "iss": iss, "token_endpoint": token},
         LAUNCH_LIFETIME,
@@ -347,8 +348,6 @@ def _fhir_user(id_token: object, settings: Settings) -> str:
     """
     if not isinstance(id_token, str):
         return "unknown"
-    import jwt  # pyjwt, already a dependency (api/security.py)
-
     try:
         claims = jwt.decode(id_token, options={"verify_signature": False})
     except jwt.PyJWTError:

@@ -190,7 +190,8 @@ class EhrSimulator:
             simulator.authorize_requests.append(dict(request.args))
             if request.args.get("code_challenge_method") != "S256":
                 return Response("S256 only", status=400)
-            return server.create_authorization_response(grant_user=True)
+            grant = server.get_consent_grant(end_user=True)
+            return server.create_authorization_response(grant=grant, grant_user=True)
 
         @app.post("/auth/token")
         def token() -> Any:

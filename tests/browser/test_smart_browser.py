@@ -1,10 +1,12 @@
 """The SMART app end to end in a real browser (issue 17 item 2): the EHR (tests/browser/ehr_simulator.py:
 Authlib's authorization server and the strict FHIR server) shows the app in an iframe at a card's `smart`
 link; launch → authorize (PKCE S256) → token → the app reads the record with its token and draws the chart
-and the card's full explanation. Screenshot: test-artifacts/smart-app.png."""
+and the card's full explanation. Screenshot: test-artifacts/smart-app.png (and, with
+OSTEO_CDS_UPDATE_SCREENSHOT=1, the README's docs/img/smart-app.png)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -30,6 +32,7 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 
 CLIENT_ID = "osteo-cds-app"
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "smart-app.png"
 DEMO = "patients/he-yulan"  # severe osteoporosis with a hip fracture: a chart with bands and events
 
 
@@ -105,6 +108,8 @@ def test_a_card_link_launches_the_app_in_the_ehr_frame_and_it_shows_chart_and_ex
         assert app_frame.url == f"{public}/smart/app"  # no patient, code or token in the URL
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "smart-app.png"), full_page=True)
+        if os.environ.get("OSTEO_CDS_UPDATE_SCREENSHOT") == "1":
+            page.screenshot(path=str(README_SCREENSHOT), full_page=True)
         # The whole assessment is one click away.
         with app_frame.expect_navigation():
             frame.locator("#show-all").click()
