@@ -26,6 +26,7 @@ from cds_service.facts.fhirpath import resource_key
 from cds_service.facts.model import DataNote, PatientFacts
 from cds_service.facts.orders import read_drafts
 from cds_service.settings import Settings
+from cds_service.smart.links import add_smart_links
 from cds_service.topics import TOPICS, Group
 
 
@@ -75,6 +76,7 @@ def evaluate(
         patient_id=patient_id,
         data_cut=data_cut,
     )
+    add_smart_links(cards, settings, language or settings.language)
     return Evaluation(
         response={"cards": cards},
         topics=[f.topic for f in assessment.findings],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -118,6 +119,11 @@ class Settings:
     site_has_qct: bool = True
     # Go-live safety: cards are computed and recorded in the audit store, the EHR gets {"cards": []}.
     silent: bool = False
+    # The SMART app (cds_service/smart/): on when a client id is set. The secret makes it a confidential
+    # client; frame ancestors are the EHR origins allowed to frame it (CSP frame-ancestors).
+    smart_client_id: str | None = None
+    smart_client_secret: str | None = None
+    smart_frame_ancestors: tuple[str, ...] = ()
     clinical: ClinicalSettings = field(default_factory=ClinicalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -126,6 +132,10 @@ class Settings:
         if self.today is not None:
             return self.today
         return datetime.now(zoneinfo.ZoneInfo(self.tz)).date()
+
+    @property
+    def smart_enabled(self) -> bool:
+        return bool(self.smart_client_id)
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -185,10 +195,22 @@ class Settings:
             qct_ct_men_age=int_setting(get, "OSTEO_CDS_QCT_CT_MEN_AGE", 70, 18, 120),
             qct_ct_lookback_months=int_setting(get, "OSTEO_CDS_QCT_CT_LOOKBACK_MONTHS", 24, 1, 600),
         )
+        smart_client_id = (get("OSTEO_CDS_SMART_CLIENT_ID") or "").strip() or None
+        public_url = get("OSTEO_CDS_PUBLIC_URL") or None
+        frame_ancestors = tuple(_csv(get("OSTEO_CDS_SMART_FRAME_ANCESTORS", "")))
+        if smart_client_id and not public_url:
+            raise SettingsError(
+                "OSTEO_CDS_SMART_CLIENT_ID needs OSTEO_CDS_PUBLIC_URL (the app's redirect URI)"
+            )
+        for origin in frame_ancestors:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?", origin):
+                raise SettingsError(
+                    f"OSTEO_CDS_SMART_FRAME_ANCESTORS: {origin!r} is not an origin (scheme://host[:port])"
+                )
         return cls(
             auth=auth,
             trusted_issuers=dict(issuers),
-            public_url=(get("OSTEO_CDS_PUBLIC_URL") or None),
+            public_url=public_url,
             fhir_servers=tuple(_csv(get("OSTEO_CDS_FHIR_SERVERS", ""))),
             cors_origins=tuple(_csv(get("OSTEO_CDS_CORS_ORIGINS", "*"))) or ("*",),
             language=language,
@@ -210,6 +232,9 @@ class Settings:
             metrics_enabled=_bool(get, "OSTEO_CDS_METRICS", True),
             site_has_qct=_bool(get, "OSTEO_CDS_SITE_HAS_QCT", True),
             silent=_bool(get, "OSTEO_CDS_SILENT", False),
+            smart_client_id=smart_client_id,
+            smart_client_secret=(get("OSTEO_CDS_SMART_CLIENT_SECRET") or "").strip() or None,
+            smart_frame_ancestors=frame_ancestors,
             clinical=clinical,
             server=ServerSettings.from_env(env),
         )

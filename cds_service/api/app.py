@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(services.blueprint)
     app.register_blueprint(health.blueprint)
     register_feedback(app)
+    if settings.smart_enabled:
+        register_smart(app)
     if settings.preview_enabled:
         register_preview(app)
     _register_error_handlers(app)
@@ -69,6 +71,13 @@ def register_preview(app: Flask) -> None:
     if settings_of(app).auth == "jwt":
         log.warning("OSTEO_CDS_PREVIEW is on: its pages are public, not behind the JWT check")
     preview.register_preview(app)
+
+
+def register_smart(app: Flask) -> None:
+    """The SMART app the cards link to (OSTEO_CDS_SMART_CLIENT_ID); its tables live in the audit database."""
+    from cds_service.smart.blueprint import register_smart as register
+
+    register(app)
 
 
 def register_feedback(app: Flask) -> None:

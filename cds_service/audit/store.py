@@ -1,4 +1,6 @@
-"""The audit store: cards issued and feedback received, in SQLite or PostgreSQL, without clinical content."""
+"""The audit store: cards issued, feedback received and SMART app views, in SQLite or PostgreSQL.
+
+No clinical content: card topics, feedback codes, and for an app view who looked at which patient when."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ MAX_HOOK_INSTANCE_LENGTH = 128
 MAX_SERVICE_ID_LENGTH = 128
 MAX_TOPIC_CODE_LENGTH = 64
 MAX_SERVICE_VERSION_LENGTH = 64
+MAX_APP_VIEW_REFERENCE_LENGTH = 256
 # JSON list of suggestion ids: quotes and a comma per id, plus the brackets.
 _MAX_SUGGESTIONS_JSON_LENGTH = MAX_ACCEPTED_SUGGESTIONS * (MAX_SUGGESTION_ID_LENGTH + 3) + 2
 # Execution option that makes a SQLite transaction take the write lock at BEGIN (BEGIN IMMEDIATE).
@@ -118,6 +121,18 @@ class Feedback(Base):
     has_user_comment: Mapped[bool] = mapped_column(Boolean)
     outcome_timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AppView(Base):
+    """One view of the SMART app (issue 17): who looked at which patient's explanation, and when."""
+
+    __tablename__ = "smart_app_view"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(MAX_APP_VIEW_REFERENCE_LENGTH))  # fhirUser, e.g. Practitioner/1
+    patient: Mapped[str] = mapped_column(String(MAX_APP_VIEW_REFERENCE_LENGTH), index=True)  # FHIR id
+    fhir_server: Mapped[str] = mapped_column(String(MAX_APP_VIEW_REFERENCE_LENGTH))
+    viewed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,28 @@ class AuditStore:
             return
         for row in rows:
             _insert_unless_present(conn, table, row)
+
+    def record_app_view(self, user: str, patient: str, fhir_server: str) -> None:
+        """Record one view of the SMART app (the audit trail of who read a patient's explanation)."""
+        row = {
+            "user": user[:MAX_APP_VIEW_REFERENCE_LENGTH],
+            "patient": patient[:MAX_APP_VIEW_REFERENCE_LENGTH],
+            "fhir_server": fhir_server[:MAX_APP_VIEW_REFERENCE_LENGTH],
+            "viewed_at": _now(),
+        }
+        with self._writer.begin() as conn:
+            conn.execute(_table(AppView).insert(), [row])
+
+    def app_views(self) -> list[tuple[str, str, str, datetime]]:
+        """Every recorded app view as (user, patient, fhir server, time), oldest first."""
+        table = _table(AppView)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.user, table.c.patient, table.c.fhir_server, table.c.viewed_at).order_by(
+                    table.c.id
+                )
+            )
+            return [(u, p, f, w) for u, p, f, w in rows]
 
     def record_feedback(self, service_id: str, items: Sequence[FeedbackItem]) -> FeedbackResult:
         """Store feedback items; repeats of stored items are counted, not stored twice."""
