@@ -1,5 +1,5 @@
-"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds feedback-report`,
-`osteo-cds onboarding-report`, `osteo-cds card-volume`."""
+"""The console script: `osteo-cds serve`, `osteo-cds evaluate FILE|-`, `osteo-cds screen SOURCE --out DIR`,
+`osteo-cds feedback-report`, `osteo-cds onboarding-report`, `osteo-cds card-volume`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("file", help="JSON file, or - for standard input")
     evaluate.add_argument("--lang", choices=LANGUAGES, help="card language (default: OSTEO_CDS_LANGUAGE)")
     evaluate.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
+    screen = commands.add_parser(
+        "screen", help="screen a population (Bulk Data NDJSON folder) into worklists"
+    )
+    screen.add_argument("source", help="folder of .ndjson / .ndjson.gz files (a Bulk Data export)")
+    screen.add_argument("--out", required=True, help="output folder (created owner-only)")
+    screen.add_argument("--engine", choices=("embedded", "spark"), default="embedded")
+    screen.add_argument("--master", default="local[2]", help="Spark master (--engine spark)")
+    screen.add_argument("--workers", type=int, help="engine processes (embedded; default: the CPU count)")
+    screen.add_argument("--language", choices=LANGUAGES, help="report language (default: OSTEO_CDS_LANGUAGE)")
+    screen.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
     report = commands.add_parser("feedback-report", help="issued/accepted/overridden counts per card type")
     report.add_argument("rest", nargs=argparse.REMAINDER)
     onboarding = commands.add_parser(
@@ -46,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "evaluate":
         return _evaluate(args.file, args.lang, args.today, settings)
+    if args.command == "screen":
+        return _screen(args, settings)
     if args.command == "serve":
         from cds_service.serve import run_server
 
@@ -68,10 +80,7 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
     quiet.propagate = False
     try:
         if today:
-            try:
-                settings = settings.with_changes(today=date.fromisoformat(today))
-            except ValueError as exc:
-                raise InputError("--today must be YYYY-MM-DD") from exc
+            settings = settings.with_changes(today=_date(today))
         document = _read_json(path)
         resources, patient_id = patient_data(document)
         from cds_service.engine import evaluate
@@ -100,6 +109,44 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error of ours
     return 0
+
+
+def _screen(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    try:
+        from cds_service.screen import ScreenError, run_screen
+    except ImportError as exc:
+        print(f"osteo-cds screen: needs the [screen] extra ({exc.name} is missing)", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.today:
+            settings = settings.with_changes(today=_date(args.today))
+        source = Path(args.source)
+        if not source.exists():
+            raise InputError(f"{source} does not exist")
+        run_screen(
+            source,
+            Path(args.out),
+            settings,
+            engine=args.engine,
+            master=args.master,
+            workers=args.workers,
+            language=args.language or settings.language,
+        )
+    except (InputError, ScreenError) as exc:
+        print(f"osteo-cds screen: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError("--today must be YYYY-MM-DD") from exc
 
 
 def _gather(
