@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import warnings
 from datetime import date
 from typing import Any
 
@@ -16,6 +17,8 @@ from cds_service.screen.output import WORKLISTS, Summary
 
 plt.rcParams["svg.fonttype"] = "none"  # text stays text: the browser's fonts render Chinese
 plt.rcParams["svg.hashsalt"] = "osteo-cds"  # stable ids: the same input gives the same page
+# Layout only (the SVG keeps text as text): a CJK font where installed (scripts/test-setup.sh installs one).
+plt.rcParams["font.sans-serif"] = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans"]
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -189,7 +192,9 @@ def _histogram(values: list[float], cutoffs: tuple[float, float], t: dict[str, s
 def _svg(fig: Any) -> str:
     buffer = io.StringIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # no CJK font installed
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
