@@ -121,7 +121,7 @@ def test_report_has_every_part_and_loads_nothing(screened: tuple[Path, Summary])
         assert f"id='{name}'" in page
     for topic in summary.topics:
         assert topic in page
-    for outside in ("<script", "src=", "<link", "url(http", "url(//", "@import", "href=\"http"):
+    for outside in ("<script", "src=", "<link", "url(http", "url(//", "@import", 'href="http'):
         assert outside not in page
 
 
