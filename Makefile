@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install serve test test-fast lint bench demo clean lock
+.PHONY: install serve test test-fast lint bench demo screen-demo clean lock
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -48,6 +48,14 @@ bench: install
 # the service beside it, and a curl per patient; Ctrl-C stops both. DEMO_ARGS, e.g. DEMO_ARGS="--port 8081".
 demo: install
 	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+# osteo-cds screen over the example patients and Synthea fixtures as a Bulk Data NDJSON folder (written to
+# screen-demo/export); the worklist and report.html land in screen-demo/out. SCREEN_ARGS, e.g. "--engine spark".
+screen-demo: install
+	$(PY) -c "from pathlib import Path; from tests.screen.export import write_export; write_export(Path('screen-demo/export'))"
+	OSTEO_CDS_CODE_MAP=examples/code-map.json $(VENV)/bin/osteo-cds screen screen-demo/export \
+	  --out screen-demo/out --today 2026-11-25 $(SCREEN_ARGS)
+	@echo "report: screen-demo/out/report.html (owner-only; worklist.csv/.parquet beside it)"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

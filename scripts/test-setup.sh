@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: chromium (browser tests), a CJK font (readable Chinese in screenshots),
-# docker-compose (validates docker-compose.yml against the compose spec; no engine is needed).
+# docker-compose (validates docker-compose.yml against the compose spec; no engine is needed),
+# a Java runtime (Spark).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# Java 17 for PySpark (osteo-cds screen --engine spark, tests/screen/test_spark.py).
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-setup: installing Debian packages: ${missing[*]}"
