@@ -12,6 +12,7 @@ So peak memory is ~ one bucket + the chunks in flight, whatever the number of pa
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -120,6 +121,7 @@ def run_embedded(
     buckets = bucket_count(files)
     log.info("screen: %d files, %d buckets, %d workers", len(files), buckets, workers)
     total = Ingested()
+    started = time.monotonic()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(ingest_file, i, str(p), str(parts), buckets) for i, p in enumerate(files)]
         for ingest in futures:
@@ -128,6 +130,8 @@ def run_embedded(
             total.types.update(part.types)
             total.shared.extend(part.shared)
             progress("files", 1)
+    log.info("screen: ingest %d lines in %.1f s", total.lines, time.monotonic() - started)
+    started = time.monotonic()
     shared = [orjson.loads(text) for text in total.shared]
     writer = ResultWriter(work / "results.parquet", RESULT_SCHEMA)
     con = duckdb.connect()
@@ -145,6 +149,7 @@ def run_embedded(
             _collect(future, writer, progress)
     writer.close()
     con.close()
+    log.info("screen: grouping and engine in %.1f s", time.monotonic() - started)
     return total
 
 
