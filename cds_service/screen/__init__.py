@@ -35,7 +35,7 @@ def run_screen(
     settings: Settings,
     *,
     engine: str = "embedded",
-    master: str = "local[2]",
+    master: str | None = None,
     workers: int | None = None,
     language: str = "en",
 ) -> Summary:
