@@ -58,19 +58,26 @@ def run_screen(
                     from cds_service.screen.spark import run_spark
 
                     lines, resources = run_spark(files, work, settings, master, progress)
-                    rejects = str(work / "rejects" / "*.parquet")
+                    found = any((work / "rejects").glob("*.parquet"))
+                    rejects = (
+                        "read_parquet('{}')".format(str(work / "rejects" / "*.parquet").replace("'", "''"))
+                        if found
+                        else None
+                    )
                     results = str(work / "results" / "*.parquet")
                 else:
-                    from cds_service.screen.embedded import run_embedded
+                    from cds_service.screen.embedded import REJECT_COLUMNS, read_text, run_embedded
 
                     ingested = run_embedded(files, work, settings, workers, progress)
                     lines, resources = ingested.lines, dict(ingested.types)
-                    rejects = str(work / "parts" / "rejects" / "*.parquet")
+                    found = any((work / "parts" / "rejects").glob("*.txt"))
+                    rejects = (
+                        read_text(str(work / "parts" / "rejects" / "*.txt"), REJECT_COLUMNS)
+                        if found
+                        else None
+                    )
                     results = str(work / "results.parquet")
-            has_rejects = any(Path(rejects).parent.glob("*.parquet"))
-            summary = finalize(
-                out, results, rejects if has_rejects else None, files, source, lines, resources
-            )
+            summary = finalize(out, results, rejects, files, source, lines, resources)
             report = out / "report.html"
             report.write_text(render_report(summary, language, settings.today_date()), encoding="utf-8")
             os.chmod(report, 0o600)

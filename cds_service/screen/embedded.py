@@ -23,11 +23,9 @@ from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cds_service.screen.ndjson import SHARED_TYPES, read_lines
-from cds_service.screen.output import REJECT_SCHEMA, RESULT_SCHEMA, ResultWriter
+from cds_service.screen.output import RESULT_SCHEMA, ResultWriter
 from cds_service.screen.rows import evaluate_chunk
 from cds_service.settings import Settings
 
@@ -39,8 +37,10 @@ CHUNK_PATIENTS = 256
 DUCKDB_MEMORY = "1GB"  # DuckDB spills to the work directory beyond it
 BUFFERED_LINES = 50_000  # per ingest task, over all buckets
 
-_LINE_SCHEMA = pa.schema(
-    [("patient", pa.string()), ("file_index", pa.int32()), ("line", pa.int64()), ("text", pa.string())]
+SEPARATOR = b"\x1f"  # never raw in valid JSON (ndjson.classify), nor in a patient key
+LINE_COLUMNS = "{'patient': 'VARCHAR', 'file_index': 'INTEGER', 'line': 'BIGINT', 'text': 'VARCHAR'}"
+REJECT_COLUMNS = (
+    "{'file_index': 'INTEGER', 'line': 'BIGINT', 'reason': 'VARCHAR', 'resource_type': 'VARCHAR'}"
 )
 
 
@@ -48,7 +48,7 @@ _LINE_SCHEMA = pa.schema(
 class Ingested:
     lines: int = 0
     types: Counter[str] = field(default_factory=Counter)
-    shared: list[str] = field(default_factory=list)
+    shared: list[bytes] = field(default_factory=list)
 
 
 def bucket_count(files: list[Path]) -> int:
@@ -61,52 +61,63 @@ def bucket_of(patient: str, buckets: int) -> int:
 
 
 def ingest_file(index: int, path: str, parts: str, buckets: int) -> Ingested:
-    """One file → its lines in bucket files `parts/b=<n>/f<index>.parquet`, rejects in `parts/rejects/`."""
+    """One file → its lines appended to bucket files `parts/b=<n>/f<index>.txt` (fields separated by
+    \x1f, read back by DuckDB), rejects to `parts/rejects/f<index>.txt`. Plain bytes: no parse kept."""
     result = Ingested()
-    writers: dict[int, pq.ParquetWriter] = {}
-    buffers: dict[int, list[tuple[str, int, int, str]]] = {}
-    rejects: list[tuple[int, int, str, str | None]] = []
-    threshold = max(256, BUFFERED_LINES // buckets)
+    buffers: dict[int, list[bytes]] = {}
+    rejects: list[bytes] = []
+    threshold = max(64, BUFFERED_LINES // buckets)
+    head = str(index).encode() + SEPARATOR
 
     def flush(bucket: int) -> None:
-        rows = buffers.pop(bucket, [])
-        if not rows:
-            return
-        if bucket not in writers:
-            folder = Path(parts) / f"b={bucket}"
-            folder.mkdir(parents=True, exist_ok=True)
-            writers[bucket] = pq.ParquetWriter(folder / f"f{index}.parquet", _LINE_SCHEMA)
-        writers[bucket].write_table(
-            pa.Table.from_arrays([list(c) for c in zip(*rows, strict=True)], schema=_LINE_SCHEMA)
-        )
+        folder = Path(parts) / f"b={bucket}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"f{index}.txt").open("ab") as handle:
+            handle.writelines(buffers.pop(bucket))
 
     for line in read_lines(Path(path)):
         if line.number:
             result.lines += 1
         if line.reason is not None:
-            rejects.append((index, line.number, line.reason, line.rtype))
+            fields = (str(index), str(line.number), line.reason, line.rtype or "")
+            rejects.append("\x1f".join(fields).encode() + b"\n")
             continue
         assert line.rtype is not None
+        result.types[line.rtype] += 1
         if line.patient is None and line.rtype in SHARED_TYPES:
             result.shared.append(line.text)
-            result.types[line.rtype] += 1
             continue
         assert line.patient is not None
-        result.types[line.rtype] += 1
         bucket = bucket_of(line.patient, buckets)
-        buffers.setdefault(bucket, []).append((line.patient, index, line.number, line.text))
-        if len(buffers[bucket]) >= threshold:
+        row = (
+            line.patient.encode()
+            + SEPARATOR
+            + head
+            + str(line.number).encode()
+            + SEPARATOR
+            + line.text
+            + b"\n"
+        )
+        buffer = buffers.setdefault(bucket, [])
+        buffer.append(row)
+        if len(buffer) >= threshold:
             flush(bucket)
     for bucket in list(buffers):
         flush(bucket)
-    for writer in writers.values():
-        writer.close()
     if rejects:
         folder = Path(parts) / "rejects"
         folder.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_arrays([list(c) for c in zip(*rejects, strict=True)], schema=REJECT_SCHEMA)
-        pq.write_table(table, folder / f"f{index}.parquet")
+        (folder / f"f{index}.txt").write_bytes(b"".join(rejects))
     return result
+
+
+def read_text(glob: str, columns: str) -> str:
+    """The DuckDB table function over work files written by ingest_file."""
+    path = glob.replace("'", "''")
+    return (
+        f"read_csv('{path}', delim='\x1f', quote='', escape='', header=false, auto_detect=false, "
+        f"nullstr='', columns={columns}, max_line_size=1073741824)"
+    )
 
 
 def run_embedded(
@@ -162,9 +173,8 @@ def _chunks(
         if not folder.is_dir():
             continue
         cursor = con.execute(
-            "SELECT patient, list(text ORDER BY file_index, line) FROM read_parquet(?) "
-            "GROUP BY patient ORDER BY patient",
-            [str(folder / "*.parquet")],
+            "SELECT patient, list(text ORDER BY file_index, line) "
+            f"FROM {read_text(str(folder / '*.txt'), LINE_COLUMNS)} GROUP BY patient ORDER BY patient"
         )
         while batch := cursor.fetchmany(CHUNK_PATIENTS):
             yield [(str(patient), list(texts)) for patient, texts in batch]

@@ -37,7 +37,7 @@ class Line:
     """One classified line: `patient` is set for patient resources, `reason` for rejects."""
 
     number: int  # 1-based line number in its file
-    text: str
+    text: bytes  # the JSON, one line (CR as whitespace made a space); empty for rejects
     rtype: str | None
     patient: str | None
     reason: str | None = None
@@ -63,27 +63,29 @@ def read_lines(path: Path) -> Iterator[Line]:
                 if raw.strip():
                     yield classify(number, raw)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        yield Line(0, "", None, None, TRUNCATED if isinstance(exc, EOFError | zlib.error) else UNREADABLE)
+        yield Line(0, b"", None, None, TRUNCATED if isinstance(exc, EOFError | zlib.error) else UNREADABLE)
     except OSError:
-        yield Line(0, "", None, None, UNREADABLE)
+        yield Line(0, b"", None, None, UNREADABLE)
 
 
 def classify(number: int, raw: bytes) -> Line:
-    text = raw.decode("utf-8", errors="replace").strip()
     try:
         resource = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return Line(number, "", None, None, MALFORMED)
+        return Line(number, b"", None, None, MALFORMED)
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(rtype, str) or not rtype:
-        return Line(number, "", None, None, NO_TYPE)
+        return Line(number, b"", None, None, NO_TYPE)
+    # Valid JSON holds no raw control character but whitespace: a CR between tokens becomes a space, so
+    # that a line stays one line (and \x1f, the work files' separator, cannot occur).
+    text = raw.strip().replace(b"\r", b" ")
     if rtype in SHARED_TYPES:
         return Line(number, text, rtype, patient_key(resource))
     if rtype not in PATIENT_TYPES:
-        return Line(number, "", rtype, None, UNKNOWN_TYPE)
+        return Line(number, b"", rtype, None, UNKNOWN_TYPE)
     key = patient_key(resource)
     if key is None:
-        return Line(number, "", rtype, None, NO_PATIENT)
+        return Line(number, b"", rtype, None, NO_PATIENT)
     return Line(number, text, rtype, key)
 
 
@@ -92,12 +94,12 @@ def patient_key(resource: dict[str, Any]) -> str | None:
     (relative `Patient/x`, absolute `…/Patient/x`, with or without `/_history/n`)."""
     if resource.get("resourceType") == "Patient":
         rid = resource.get("id")
-        return rid if isinstance(rid, str) and rid else None
+        return rid if isinstance(rid, str) and rid and rid.isprintable() else None
     for key in ("subject", "patient"):
         ref = resource.get(key)
         reference = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(reference, str):
             parts = reference.split("/_history/")[0].rstrip("/").split("/")
-            if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+            if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1].isprintable():
                 return parts[-1]
     return None

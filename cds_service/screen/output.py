@@ -104,14 +104,15 @@ def finalize(
     resources: dict[str, int],
 ) -> Summary:
     """Write worklist.parquet, worklist.csv and rejects.csv into `out`; return the report's figures.
-    `results` and `rejects` are Parquet globs in the result / reject schemas."""
+    `results` is a Parquet glob in RESULT_SCHEMA; `rejects` a DuckDB table expression with the columns
+    file_index, line, reason, resource_type (None: no rejected line)."""
     con = duckdb.connect()
     con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet('{_quoted(results)}')")
     names = [str(p.relative_to(source)) if p != source else p.name for p in files]
     con.execute("CREATE TABLE files (file_index INTEGER, file VARCHAR)")
     con.executemany("INSERT INTO files VALUES (?, ?)", list(enumerate(names)))
     reject_source = (
-        f"SELECT * FROM read_parquet('{_quoted(rejects)}')"
+        f"SELECT file_index, line, reason, resource_type FROM {rejects}"
         if rejects
         else "SELECT NULL::INTEGER file_index, NULL::BIGINT line, NULL reason, NULL resource_type WHERE false"
     )

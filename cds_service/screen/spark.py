@@ -72,13 +72,15 @@ def run_spark(
         lines = spark.read.parquet(str(work / "lines"))
         counts = lines.where("reason IS NULL").groupBy("resource_type").count().collect()
         total = lines.where("line > 0").count()
-        lines.where("reason IS NOT NULL").select("file_index", "line", "reason", "resource_type").write.parquet(
-            str(work / "rejects")
-        )
+        lines.where("reason IS NOT NULL").select(
+            "file_index", "line", "reason", "resource_type"
+        ).write.parquet(str(work / "rejects"))
         shared_types = ", ".join(f"'{t}'" for t in sorted(SHARED_TYPES))
         shared = [
             orjson.loads(row.text)
-            for row in lines.where(f"reason IS NULL AND patient IS NULL AND resource_type IN ({shared_types})")
+            for row in lines.where(
+                f"reason IS NULL AND patient IS NULL AND resource_type IN ({shared_types})"
+            )
             .orderBy("file_index", "line")
             .collect()
         ]
@@ -109,7 +111,7 @@ def run_spark(
 def _file_lines(item: tuple[int, str]) -> Iterator[tuple[int, int, str | None, str | None, str | None, str]]:
     index, path = item
     for line in read_lines(Path(path)):
-        yield index, line.number, line.rtype, line.patient, line.reason, line.text
+        yield index, line.number, line.rtype, line.patient, line.reason, line.text.decode()
 
 
 def _spark_type(T: Any, kind: str) -> Any:
