@@ -1,4 +1,4 @@
-"""Bad input is counted, reported (report.html, rejects.csv) and never a crash or a silently smaller population."""
+"""Bad input is counted, reported (report.html, rejects.csv), never a crash nor a smaller population."""
 
 from __future__ import annotations
 
