@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     screen.add_argument("source", help="folder of .ndjson / .ndjson.gz files (a Bulk Data export)")
     screen.add_argument("--out", required=True, help="output folder (created owner-only)")
     screen.add_argument("--engine", choices=("embedded", "spark"), default="embedded")
-    screen.add_argument("--master", help="Spark master, e.g. local[2] (--engine spark; default: spark-submit's)")
+    screen.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's)")
     screen.add_argument("--workers", type=int, help="engine processes (embedded; default: the CPU count)")
     screen.add_argument("--language", choices=LANGUAGES, help="report language (default: OSTEO_CDS_LANGUAGE)")
     screen.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
