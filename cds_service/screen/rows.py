@@ -1,4 +1,8 @@
-"""One patient group → worklist rows, through the same engine as the hooks (engine.evaluate).
+"""One patient group → worklist rows, through the same engine as the hooks.
+
+`engine.assess_record` is the pipeline `engine.evaluate` runs before it renders cards: the findings are
+exactly the cards' (same topics, same rules, same switched-off cards and deceased handling), without the
+card wording nobody reads here.
 
 A row is one patient and one finding (one card): who (id, age today, sex), what (topic, group, indicator,
 rule IDs), the decisive evidence (measure, value, unit, site, date, source) and the patient's data notes.
@@ -7,6 +11,7 @@ No names, no free text from the record: a worklist is personal health informatio
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,7 +19,7 @@ import orjson
 
 from cds_service.consensus.findings import Evidence, Finding
 from cds_service.consensus.population import age_on
-from cds_service.engine import evaluate
+from cds_service.engine import assess_record
 from cds_service.facts.model import Modality, PatientFacts
 from cds_service.settings import Settings
 
@@ -49,14 +54,14 @@ Row = dict[str, Any]
 def evaluate_group(
     patient_id: str, lines: Iterable[str | bytes], shared: list[dict[str, Any]], settings: Settings
 ) -> list[Row]:
-    """One patient through engine.evaluate: a patient row (topic None: who was screened, for the population
-    counts) followed by one row per finding. `shared` are the Devices that name no patient."""
+    """One patient through the engine: a patient row (topic None: who was screened, for the population
+    counts) followed by one row per finding (card). `shared` are the Devices that name no patient."""
     resources = [orjson.loads(line) for line in lines]
-    result = evaluate([*resources, *shared], patient_id, settings)
-    assert result.facts is not None
-    base = _patient_columns(result.facts, settings)
-    base["data_notes"] = ";".join(f"{reason}:{n}" for reason, n in sorted(result.skipped.items())) or None
-    return [base, *({**base, **_finding_columns(f)} for f in result.findings)]
+    assessment = assess_record([*resources, *shared], patient_id, settings)
+    base = _patient_columns(assessment.facts, settings)
+    skipped = Counter(note.reason for note in assessment.facts.notes)
+    base["data_notes"] = ";".join(f"{reason}:{n}" for reason, n in sorted(skipped.items())) or None
+    return [base, *({**base, **_finding_columns(f)} for f in assessment.findings)]
 
 
 def evaluate_chunk(
