@@ -44,6 +44,7 @@ AGE_BANDS = (
     "CASE WHEN age IS NULL THEN 'unknown' WHEN age < 50 THEN '<50' WHEN age < 60 THEN '50-59' "
     "WHEN age < 70 THEN '60-69' WHEN age < 80 THEN '70-79' ELSE '80+' END"
 )
+OUTPUTS = ("worklist.parquet", "worklist.csv", "rejects.csv", "summary.json")  # and report.html
 LISTED = 50  # rows of each worklist shown in the report (the files hold them all)
 OSTEOPOROSIS = ("severe-osteoporosis", "osteoporosis-bmd", "osteoporosis-fracture")
 
@@ -171,8 +172,9 @@ def finalize(
         summary.worklists[name] = (_one(con, f"SELECT count(*) {where}"), listed)
     con.close()
     (out / "summary.json").write_text(json.dumps(summary.counts(), indent=2))
-    for path in out.iterdir():
-        os.chmod(path, 0o600)
+    for name in OUTPUTS:
+        if (out / name).exists():
+            os.chmod(out / name, 0o600)
     return summary
 
 
