@@ -155,6 +155,8 @@ def _tr(label: str, value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        value = format(round(value, 2), "g")  # 71.30000000000001 → 71.3 (the files keep the full value)
     return "" if value is None else html.escape(str(value))
 
 
