@@ -9,7 +9,6 @@ over rows.evaluate_chunk. Both write the result and reject schemas of output.py.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +35,6 @@ def run_spark(
 ) -> tuple[int, dict[str, int]]:
     """Screen `files` into `work/results/` and `work/rejects/` (Parquet); returns lines read and resources
     used per type. `master` None: the one spark-submit gave."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this interpreter (local mode)
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -52,6 +50,8 @@ def run_spark(
     )
     if master:
         builder = builder.master(master)
+    if master and master.startswith("local"):
+        builder = builder.config("spark.pyspark.python", sys.executable)  # workers run this interpreter
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     try:
