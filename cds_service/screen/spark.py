@@ -50,9 +50,11 @@ def run_spark(
     )
     if master:
         builder = builder.master(master)
-    if master and master.startswith("local"):
-        builder = builder.config("spark.pyspark.python", sys.executable)  # workers run this interpreter
     spark = builder.getOrCreate()
+    if master and master.startswith("local"):
+        # Python workers run this interpreter (the one with the package), as PYSPARK_PYTHON would say:
+        # PySpark reads the executable for its functions from the context, not from spark.pyspark.python.
+        spark.sparkContext.pythonExec = sys.executable
     spark.sparkContext.setLogLevel("WARN")
     try:
         line_schema = T.StructType(
