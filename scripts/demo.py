@@ -8,12 +8,15 @@ What it does, on a machine without Docker:
      map, today fixed to the index's date), with its audit store in a temp dir;
   4. writes one no-prefetch CDS Hooks request per patient into that temp dir (fhirServer = the local
      sekmet), calls each once to check the cards, and prints the curl command and the expected cards;
+     then the same for one order-select request per patient of examples/draft-orders.json (a draft order
+     for which an order card is expected);
   5. waits. Ctrl-C (or SIGTERM) stops both servers (each in its own process group) and removes the
      temp dir.
 
 Options: --port P (service port; default 8080 if free, else a free one), --no-setup, --no-check.
 `python scripts/demo.py --write-requests DIR` only writes the prefetch and no-prefetch example requests of
-the hand-made patients into DIR (examples/requests is where the committed ones live), like
+the hand-made patients, and their `<patient>-order-select.json` (with prefetch), into DIR
+(examples/requests is where the committed ones live), like
 scripts/make_examples.py does for the Synthea bundles.
 """
 
@@ -42,6 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cds_service.preview.draft_orders import (  # noqa: E402
+    DraftKind,
+    OrderDemo,
+    load_draft_orders,
+    order_select_request,
+)
 from scripts import make_examples  # noqa: E402
 from scripts.fhir_server import (  # noqa: E402
     FhirServer,
@@ -57,6 +66,7 @@ INDEX = PATIENTS_DIR / "index.json"
 CODE_MAP = ROOT / "examples" / "code-map.json"
 OSTEO_CDS = ROOT / ".venv" / "bin" / "osteo-cds"
 SERVICE_PATH = "/cds-services/osteoporosis-patient-view"
+ORDER_SELECT_PATH = "/cds-services/osteoporosis-order-select"
 DEFAULT_PORT = 8080
 START_TIMEOUT_SECONDS = 60.0
 READY_LINE = "Demo ready."
@@ -150,6 +160,37 @@ def write_requests(
     return written
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order-select demonstration written to disk."""
+
+    patient: DemoPatient
+    demo: OrderDemo
+    kind: DraftKind
+    path: Path
+
+
+def write_order_requests(
+    out: Path, fhir_server: str, patients: list[DemoPatient], *, prefetch: bool
+) -> list[OrderRequest]:
+    """`<name>-order-select.json` for each demonstration of examples/draft-orders.json: the patient's
+    patient-view request (with prefetch, or fhirServer only) selecting one draft order."""
+    orders = load_draft_orders(ROOT / "examples")
+    by_name = {p.name: p for p in patients}
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for demo in orders.demos:
+        patient, kind = by_name.get(demo.patient), orders.kind(demo.draft)
+        if patient is None or kind is None:
+            raise DemoError(f"examples/draft-orders.json: unknown patient or draft in {demo}")
+        with_prefetch, without = hook_requests(patient, fhir_server)
+        request = order_select_request(with_prefetch if prefetch else without, kind)
+        target = out / f"{patient.name}-order-select.json"
+        target.write_text(json.dumps(request, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(OrderRequest(patient, demo, kind, target))
+    return written
+
+
 # --- the service -------------------------------------------------------------------------------------
 
 
@@ -210,6 +251,20 @@ def call_service(service_url: str, request_file: Path) -> list[str]:
     with urllib.request.urlopen(request, timeout=30) as answer:
         body = json.loads(answer.read())
     return [card["source"]["topic"]["code"] for card in body.get("cards", [])]
+
+
+def _print_call(url: str, request_file: Path, expected: tuple[str, ...], check: bool) -> bool:
+    """Print the curl command and the expected cards (checked once when `check`); True on a mismatch."""
+    print(
+        f"curl -s -X POST -H 'Content-Type: application/json' --data @{shlex.quote(str(request_file))} {url}"
+    )
+    verdict, mismatch = "", False
+    if check:
+        got = call_service(url, request_file)
+        mismatch = sorted(got) != sorted(expected)
+        verdict = f"  (MISMATCH: got {', '.join(got) or 'none'})" if mismatch else "  (checked)"
+    print(f"#   expected cards: {', '.join(expected) or 'none'}{verdict}\n")
+    return mismatch
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -292,23 +347,17 @@ def run_demo(port: int | None, setup: bool, check: bool) -> int:
             mismatches = 0
             print(f"\nNo-prefetch requests (the service reads {fhir.base_url} itself):\n")
             for patient in patients:
-                request_file = files[patient.name]
-                got: list[str] | None = None
-                if check:
-                    got = call_service(service_url, request_file)
                 print(f"# {patient.title}: {patient.description}")
-                print(
-                    "curl -s -X POST -H 'Content-Type: application/json' "
-                    f"--data @{shlex.quote(str(request_file))} {service_url}"
-                )
-                verdict = ""
-                if got is not None:
-                    same = sorted(got) == sorted(patient.expected)
-                    mismatches += not same
-                    verdict = "  (checked)" if same else f"  (MISMATCH: got {', '.join(got) or 'none'})"
-                print(f"#   expected cards: {', '.join(patient.expected) or 'none'}{verdict}\n")
+                mismatches += _print_call(service_url, files[patient.name], patient.expected, check)
+            order_url = base + ORDER_SELECT_PATH
+            print(
+                f"Order-select requests (one draft order selected; the record read from {fhir.base_url}):\n"
+            )
+            for order in write_order_requests(requests_dir, fhir.base_url, patients, prefetch=False):
+                print(f"# {order.patient.title}, draft order: {order.kind.title}")
+                mismatches += _print_call(order_url, order.path, order.demo.expected_topics, check)
             if mismatches:
-                print(f"demo: {mismatches} patient(s) did not give the expected cards", file=sys.stderr)
+                print(f"demo: {mismatches} request(s) did not give the expected cards", file=sys.stderr)
             print(f"{READY_LINE} Ctrl-C stops both servers.", flush=True)
             while True:
                 if service.poll() is not None:
@@ -351,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             write_requests(args.write_requests, args.fhir_server, handmade)
             for patient in handmade:
                 print(f"{args.write_requests / patient.name}-{{prefetch,no-prefetch}}.json")
+            for order in write_order_requests(args.write_requests, args.fhir_server, handmade, prefetch=True):
+                print(order.path)
             return 0
         return run_demo(args.port, setup=not args.no_setup, check=not args.no_check)
     except (DemoError, FhirServerError, LoadError, subprocess.CalledProcessError) as exc:
