@@ -1,4 +1,5 @@
-"""The preview routes: the page (`GET /`), `POST /preview/evaluate` and `POST /chart.svg`.
+"""The preview routes: the page (`GET /`), its orders mode (`GET /preview/orders`), `POST /preview/evaluate`
+and `POST /chart.svg`.
 
 A demonstration and review tool, registered only when the preview setting is on. It evaluates the
 data it is given with the same engine as the hook, stores nothing and calls no FHIR server.
@@ -28,6 +29,7 @@ from cds_service.preview.demos import (
     load_catalogue,
     read_demo,
 )
+from cds_service.preview.draft_orders import draft_service_request, load_draft_orders
 from cds_service.preview.markup import is_web_url, markdown_to_safe_html
 from cds_service.preview.texts import preview_texts
 from cds_service.settings import LANGUAGES, Settings
@@ -75,6 +77,7 @@ def make_blueprint() -> Blueprint:
     )
     blueprint.add_url_rule("/", "page", page, methods=["GET"])
     blueprint.add_url_rule("/preview/examples/<path:demo_id>", "example", example, methods=["GET"])
+    blueprint.add_url_rule("/preview/orders", "orders", orders_view, methods=["GET"])
     blueprint.add_url_rule("/preview/evaluate", "evaluate", evaluate_view, methods=["POST"])
     blueprint.add_url_rule("/chart.svg", "chart", chart_view, methods=["POST"])
     blueprint.register_error_handler(PreviewError, _preview_error)
@@ -120,6 +123,7 @@ def page() -> ResponseReturnValue:
         languages=LANGUAGES,
         page=texts["page"],
         ui=texts["ui"],
+        orders=texts["orders"],
         about_html=[markdown_to_safe_html(p) for p in texts["page"]["about"]],
         endpoints_html=[markdown_to_safe_html(e) for e in texts["page"]["endpoints"]],
         cards_intro_html=markdown_to_safe_html(texts["page"]["cards_intro"]),
@@ -179,6 +183,60 @@ def evaluate_view() -> ResponseReturnValue:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def orders_view() -> ResponseReturnValue:
+    """The orders mode: a demonstration patient and a draft order kind chosen in a plain GET form, and the
+    cards `osteoporosis-order-select` gives when that draft is selected. Rendered on the server (no script);
+    the record is the patient's bundle, evaluated with the index's settings like the other demonstrations."""
+    language = _language(request.args.get("lang"))
+    texts = preview_texts(language)
+    catalogue = _catalogue()
+    orders = load_draft_orders(_examples_dir())
+    patients = [d for d in catalogue.demos if d.group == "patients"]
+    chosen_patient, chosen_draft = request.args.get("patient", ""), request.args.get("draft", "")
+    patient = next((d for d in patients if d.path.stem == chosen_patient), None)
+    kind = orders.kind(chosen_draft)
+    if (chosen_patient and patient is None) or (chosen_draft and kind is None):
+        raise PreviewError(404, "no such demonstration patient or draft order")
+    result: dict[str, Any] | None = None
+    if patient is not None and kind is not None:
+        resources, patient_id = _patient_data_of(_demo_document(patient))
+        draft = draft_service_request(kind, patient_id)
+        settings = demo_settings(_settings(), catalogue, _examples_dir())
+        evaluation = engine.evaluate_orders(
+            resources, patient_id, settings, [draft], {f"ServiceRequest/{draft['id']}"}, language=language
+        )
+        expected = next(
+            (
+                o.expected_topics
+                for o in orders.demos
+                if (o.patient, o.draft) == (chosen_patient, chosen_draft)
+            ),
+            None,
+        )
+        result = {
+            "cards": [_card_view(card, language) for card in evaluation.response["cards"]],
+            "topics": evaluation.topics,
+            "expected": expected,
+            "draft_json": json.dumps(draft, ensure_ascii=False, indent=1),
+        }
+    paired = {o.patient: o.draft for o in orders.demos}
+    return render_template(
+        "preview/orders.html",
+        lang=language,
+        page=texts["page"],
+        ui=texts["ui"],
+        orders=texts["orders"],
+        patients=[
+            {"id": d.path.stem, "label": d.label, "paired": orders.kind(paired.get(d.path.stem, ""))}
+            for d in patients
+        ],
+        kinds=[{"id": k.id, "title": k.title_in(language)} for k in orders.kinds],
+        chosen_patient=chosen_patient,
+        chosen_draft=chosen_draft,
+        result=result,
+    )
 
 
 def chart_view() -> ResponseReturnValue:

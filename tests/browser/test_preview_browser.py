@@ -17,6 +17,7 @@ import pytest
 from cds_service.api.app import create_app
 from cds_service.preview import register_preview
 from cds_service.preview.demos import Demo, load_catalogue
+from cds_service.preview.draft_orders import load_draft_orders
 from cds_service.settings import Settings
 from cds_service.topics import TOPICS
 from tests.builders import bundle, patient, t_score
@@ -272,6 +273,40 @@ def test_suggestions_show_what_they_would_create(page: Page) -> None:
     assert "Would create: ServiceRequest" in text and '"status": "draft"' in text and "24984-7" in text
     card.locator(".card-override select").select_option(index=1)
     assert "feedback" in (card.locator(".card-override .note").text_content() or "")
+    assert page.errors == []
+
+
+@pytest.mark.browser
+def test_the_orders_mode_shows_the_order_select_cards_of_each_demonstration(page: Page) -> None:
+    """Issue 15: from the page to its orders mode, a patient and a draft order chosen, the cards shown (the
+    orders mode loads no script; a plain GET form)."""
+    demos = load_draft_orders().demos
+    if not demos:
+        pytest.skip("no draft orders in examples/")
+    page.open("?lang=en")
+    page.page.click("#orders-link")
+    page.page.wait_for_selector("#orders-form")
+    wrong: list[str] = []
+    for demo in demos:
+        page.page.select_option("#order-patient", demo.patient)
+        page.page.select_option("#order-draft", demo.draft)
+        with page.page.expect_navigation():
+            page.page.click("#order-select")
+        page.page.wait_for_selector("#order-results")
+        topics = page.page.eval_on_selector_all(
+            "#order-cards article.card", "cs => cs.map(c => c.dataset.topic)"
+        )
+        if sorted(topics) != sorted(demo.expected_topics):
+            wrong.append(f"{demo.patient} + {demo.draft}: {topics} != {list(demo.expected_topics)}")
+        page.shot(f"orders-{demo.patient}-{demo.draft}", "#order-results")
+    assert wrong == []
+    # the choice survives the language switch, and the card speaks Chinese
+    page.page.click("nav.language a[hreflang='zh-CN']")
+    page.page.wait_for_selector("#order-results")
+    assert page.page.input_value("#order-patient") == demos[-1].patient
+    summary = page.page.text_content("#order-cards article.card .card-summary") or ""
+    assert "Z" in summary and any("\u4e00" <= c <= "\u9fff" for c in summary), summary
+    assert page.page.locator("script").count() == 0
     assert page.errors == []
 
 
