@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request
+from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -236,6 +236,12 @@ def orders_view() -> ResponseReturnValue:
         chosen_patient=chosen_patient,
         chosen_draft=chosen_draft,
         result=result,
+        language_hrefs={  # the language switch keeps the choice
+            code: url_for(
+                "preview.orders", lang=code, patient=chosen_patient or None, draft=chosen_draft or None
+            )
+            for code in LANGUAGES
+        },
     )
 
 
