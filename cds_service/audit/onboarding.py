@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 import weakref
 from collections import Counter
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import Connection, Engine, Integer, String, select
+from sqlalchemy import Connection, Engine, Insert, Integer, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -105,19 +106,9 @@ def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
         for (resource_type, element, system, code, display), count in counts.items()
     ]
     table = _table(UnrecognisedCoding)
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
-        conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=["resource_type", "element", "system", "code"],
-                set_={
-                    "count": table.c.count + insert.excluded.count,
-                    "last_seen": insert.excluded.last_seen,
-                },
-            ),
-            rows,
-        )
+    statement = _upsert(conn.dialect.name, table)
+    if statement is not None:
+        conn.execute(statement, rows)
         return
     for row in rows:  # other databases: read, then write
         key = [table.c[name] == row[name] for name in ("resource_type", "element", "system", "code")]
@@ -128,6 +119,21 @@ def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
             conn.execute(
                 table.update().where(*key).values(count=current + row["count"], last_seen=row["last_seen"])
             )
+
+
+@functools.cache  # built once per table and database kind: a statement is immutable and reusable
+def _upsert(dialect: str, table: Table) -> Insert | None:
+    """INSERT that adds to the count of a coding already stored, where the database has one (SQLite,
+    PostgreSQL); else None (read, then write)."""
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    insert: sqlite.Insert | postgresql.Insert = (
+        sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["resource_type", "element", "system", "code"],
+        set_={"count": table.c.count + insert.excluded.count, "last_seen": insert.excluded.last_seen},
+    )
 
 
 def onboarding_rows(store: AuditStore, min_count: int = 1) -> list[OnboardingRow]:
