@@ -446,6 +446,7 @@ def read_report(text: str) -> ReportReading:
     )
 
 
+@read_once_per_text  # a Condition's text is the same on every chart open (bounded LRU; reading_cache.py)
 def stated_trauma(text: str) -> str:
     """FX-1 / FX-5: the mechanism a text states, read as in reports, whether or not it names a fracture
     (a Condition's text "右股骨颈骨折（家中平地跌倒）", or a note "家中平地跌倒"): "high-energy" | "minor" |

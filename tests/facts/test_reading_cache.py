@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from cds_service.facts.reading_cache import CACHE_SIZE, MAX_CACHED_CHARS, read_once_per_text
-from cds_service.facts.report_text import ReportReading, read_report
+from cds_service.facts.report_text import ReportReading, read_report, stated_trauma
 
 REPORTS = [
     pytest.param(
@@ -79,3 +79,19 @@ def test_a_reading_cannot_be_changed_by_its_caller(text: str) -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             item.quote = ""  # type: ignore[misc]
     assert isinstance(reading, ReportReading)
+
+
+TRAUMA_TEXTS = [
+    pytest.param("右股骨颈骨折（家中平地跌倒）", id="FX-5 Chinese minor trauma"),
+    pytest.param("Fracture of T12 after a motor vehicle accident", id="FX-1 English high-energy"),
+    pytest.param("Fracture of wrist", id="FX-1 not stated"),
+    pytest.param("", id="empty"),
+]
+
+
+@pytest.mark.parametrize("text", TRAUMA_TEXTS)
+def test_a_condition_text_is_read_for_trauma_once_with_the_fresh_answer(text: str) -> None:
+    stated_trauma.cache_clear()
+    first = stated_trauma(text)
+    assert stated_trauma(text) == first == stated_trauma.__wrapped__(text)
+    assert stated_trauma.cache_info().hits == 1
