@@ -191,6 +191,9 @@ def extract_facts(
     return facts
 
 
+# (system, code, display) of a CodeableConcept's codings, as `fhirpath.codings` gives them.
+Codings = tuple[tuple[str, str, str | None], ...]
+
 _READERS = {
     "Observation": "observation",
     "Condition": "condition",
@@ -248,15 +251,18 @@ class _Reader:
         if not self._may_count(resource):
             return  # no coding the reader knows (most vitals and labs): nothing to read, nothing to note
         source = resource_key(resource)
-        own = self._kind(resource.get("code"))
-        vital = _vital_code(resource.get("code"), self.code_map)
+        found = tuple(codings(resource.get("code")))  # read once: the code is looked up three ways
+        concept = self._concept(found)
+        own = self._kind(concept, found)
+        vital = _vital_code(found, self.code_map)
         components = [
-            (self._kind(comp.get("code")), comp)
+            (self._kind(self._concept(comp_found), comp_found), comp)
             for comp in map(as_dict, as_list(resource.get("component")))
             if comp is not None
+            for comp_found in (tuple(codings(comp.get("code"))),)
         ]
         recognised_components = [(kind, comp) for kind, comp in components if kind is not None]
-        genant = self._concept(resource.get("code")) == "genant-grade"
+        genant = concept == "genant-grade"
         if own is None and vital is None and not recognised_components and not genant:
             return
         status = as_str(resource.get("status"))
@@ -334,22 +340,23 @@ class _Reader:
         if fracture is not None:
             self.facts.fractures.append(fracture)
 
-    def _concept(self, code: object) -> str | None:
-        for system, value, _ in codings(code):
+    def _concept(self, found: Codings) -> str | None:
+        """The code map's concept of the first mapped coding (`found` as `codings` gives them)."""
+        for system, value, _ in found:
             concept = self.code_map.concept_of(system, value)
             if concept is not None:
                 return concept
         return None
 
-    def _kind(self, code: object) -> _MeasurementKind | None:
-        concept = self._concept(code)
+    def _kind(self, concept: str | None, found: Codings) -> _MeasurementKind | None:
+        """What a code measures: by its code-map concept, else by a DXA LOINC code among `found`."""
         if concept in CONCEPT_MEASUREMENTS:
             modality, measure, region = CONCEPT_MEASUREMENTS[concept]
             return _MeasurementKind(modality, measure, region, None, None)
         if concept == "peripheral-bmd":
             # Measure follows the unit (T-score or BMD); decided in _measurement.
             return _MeasurementKind(Modality.PERIPHERAL, Measure.ABMD, Region.OTHER, None, None)
-        for system, value, _ in codings(code):
+        for system, value, _ in found:
             if system == LOINC and value in DXA_LOINC:
                 modality, measure, region, laterality = DXA_LOINC[value]
                 return _MeasurementKind(modality, measure, region, laterality, value)
@@ -970,8 +977,8 @@ def _finite(value: int | float) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _vital_code(code: object, code_map: CodeMap) -> str | None:
-    for system, value, _ in codings(code):
+def _vital_code(found: Codings, code_map: CodeMap) -> str | None:
+    for system, value, _ in found:
         if (system == LOINC and value == BMI_LOINC) or code_map.concept_of(system, value) == "bmi":
             return "bmi"
         if system == LOINC and value in (WEIGHT_LOINC, HEIGHT_LOINC):
