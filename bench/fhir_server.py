@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
 from bench.charts import Chart, searchset
+from scripts.strict_fhir_server import Listener
 
 DELAY_SECONDS = 0.050
 MAX_PAGE_SIZE = 200  # a common server cap (HAPI-based servers ship with max_page_size 200)
@@ -29,7 +30,7 @@ class SlowFhirServer:
         self._count = 0
         self._started = time.perf_counter()
         self.log: list[tuple[float, float, str]] = []  # (start s, end s, path and query) of every request
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = Listener(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="slow-fhir", daemon=True)
 

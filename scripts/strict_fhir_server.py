@@ -40,6 +40,14 @@ _DATE_FIELDS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "iss
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
 
+class Listener(ThreadingHTTPServer):
+    """socketserver's default listen backlog is 5: a no-prefetch call opens ten searches at once, and the
+    connections past the backlog wait for the client's SYN retransmission (~1 s). Real servers listen
+    deeper (the bench's server uses this listener too)."""
+
+    request_queue_size = 64
+
+
 class Refused(ValueError):
     """The server answers 400 with an OperationOutcome saying this."""
 
@@ -127,7 +135,7 @@ class StrictFhirServer:
         self._lock = threading.Lock()
         self.log: list[str] = []  # path and query of every request, in arrival order
         self.refused: list[str] = []  # the requests answered 400
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = Listener(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="strict-fhir", daemon=True)
 
