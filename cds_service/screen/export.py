@@ -4,18 +4,18 @@ the folder that `screen` then reads as any other export folder.
 - Kick-off: GET `[base]/Patient/$export` or `[base]/Group/[id]/$export` with `Accept: application/fhir+json`,
   `Prefer: respond-async` and `_type` = the resource types the query plan searches (fhir/plan.py) that the
   screen's reader uses (ndjson.py): what the hooks would read, nothing the screen would only reject.
-- No `_typeFilter`: the IG marks it optional for servers and a server without it SHALL fail the kick-off (or,
-  lenient, ignore it); the plan's Observation code lists reach 1,800 characters per chunk (a GET kick-off over
-  IIS's 2,048-byte default limit once combined) and hold commas, which the IG's comma-delimited `_typeFilter`
-  value makes ambiguous. The screen narrows what it reads by itself, so the cards are the same; the cost is a
-  larger download.
+- No `_typeFilter`: the IG marks it optional for servers, and one without it fails the kick-off (or,
+  lenient, ignores it); the plan's Observation code lists reach 1,800 characters per chunk (a GET kick-off
+  over IIS's 2,048-byte default limit once combined) and hold commas, which the IG's comma-delimited
+  `_typeFilter` value makes ambiguous. The screen reads an unfiltered export as it reads any export
+  folder; the cost is a larger download.
 - Status: polled honouring `Retry-After` (seconds or an HTTP date) on 202 and 429, else a growing interval;
   the total wait is bounded (`max_wait`); `X-Progress` is logged as its numbers only (free text may carry
   anything). The status URL is DELETEd at the end, whatever happened (the IG's cancel / "done with files").
 - Download: each `output[].url` streamed into `<dest>/<n>.<Type>.ndjson` (0600), the total bounded by
   `max_bytes`; the bearer token is sent only when the manifest says `requiresAccessToken: true`, and then only
-  to the export server's own origin. `error[]` files (OperationOutcomes) go to `<dest>/../export-errors/`, out
-  of the screen's input, and are counted.
+  to the export server's own origin. `error[]` files (OperationOutcomes) go to `<dest>-errors/`, out of the
+  screen's input, and are counted.
 - Auth (optional): SMART Backend Services client credentials, a JWT assertion signed with PyJWT (RS384 for an
   RSA key, ES384 for an EC key), token URL from `[base]/.well-known/smart-configuration`, scope `system/*.rs`
   (SMART v2, when the server lists `permission-v2`) else `system/*.read`.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -107,7 +108,8 @@ def export_types(settings: Settings) -> list[str]:
 
 
 def is_export_url(source: str) -> bool:
-    return source.lower().startswith(("https://", "http://")) and source.rstrip("/").endswith("/$export")
+    """A URL (checked by check_export_url), not a folder."""
+    return source.lower().startswith(("https://", "http://"))
 
 
 def check_export_url(url: str, settings: Settings) -> str:
@@ -248,6 +250,7 @@ def _poll(
         wait = retry_after(response.headers.get("Retry-After"), clock.now())
         if wait is None:
             wait, interval = interval, min(interval * 2, MAX_POLL)
+        wait = max(wait, 1.0)  # a date already past, or 0: not a busy loop
         if clock.monotonic() - started + wait > max_wait:
             raise ExportError(f"the export did not complete within {max_wait:.0f} s")
         clock.sleep(wait)
@@ -282,7 +285,8 @@ def _download(
     errors_dir = dest.parent / f"{dest.name}-errors"
     result = ExportResult()
     for folder in (dest, errors_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # a previous run's files must not join this population
+        folder.mkdir(parents=True)
         os.chmod(folder, 0o700)
     entries = [("output", e) for e in manifest.get("output") or []] + [
         ("error", e) for e in manifest.get("error") or []
@@ -306,7 +310,8 @@ def _download(
             result.error_files += 1
             with target.open("rb") as f:
                 result.error_lines += sum(1 for line in f if line.strip())
-    log.info(
+    log.log(
+        logging.WARNING if result.error_files else logging.INFO,
         "export: %d files (%d bytes) downloaded, %d error files with %d OperationOutcomes",
         len(result.files),
         result.bytes,
@@ -323,7 +328,11 @@ def _stream(
     (requests undoes that one) is renamed `.ndjson.gz`, which the reader opens as gzip."""
     size = 0
     first = b""
-    with session.get(url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=False) as response:
+    # Redirects (e.g. to signed object-store URLs) are followed only when no token is sent.
+    redirects = "Authorization" not in headers
+    with session.get(
+        url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=redirects
+    ) as response:
         if response.status_code != 200:
             raise ExportError(f"an export file answered HTTP {response.status_code}")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -148,6 +148,12 @@ def test_kickoff_asks_async_fhir_json_for_the_plans_types(
             [7.0],
             id="http-date",
         ),
+        pytest.param(
+            ((202, {"Retry-After": format_datetime(NOW - timedelta(seconds=30), usegmt=True)}),),
+            [1.0],
+            id="http-date-past-waits-1s",
+        ),
+        pytest.param(((202, {"Retry-After": "soon"}),), [FIRST_POLL], id="unreadable-is-default"),
         pytest.param(((429, {"Retry-After": "11"}), (202, {})), [11.0, FIRST_POLL], id="429-then-default"),
         pytest.param(((202, {}), (202, {})), [FIRST_POLL, 2 * FIRST_POLL], id="no-retry-after-backs-off"),
     ],
@@ -205,6 +211,24 @@ def test_error_files_are_counted_and_kept_out_of_the_input(
     assert (result.error_files, result.error_lines) == (2, 3)
     assert sorted(p.name for p in dest.iterdir()) == ["0001.Patient.ndjson", "0002.Observation.ndjson"]
     assert len(list((tmp_path / "export-errors").iterdir())) == 2
+
+
+def test_a_previous_runs_files_do_not_join_the_population(
+    rsps: responses.RequestsMock, tmp_path: Path
+) -> None:
+    dest = tmp_path / "export"
+    dest.mkdir()
+    (dest / "0009.Patient.ndjson").write_text('{"resourceType":"Patient","id":"old"}\n')
+    _serve_export(rsps, _manifest(False))
+    run_export(GROUP, dest, screen_settings(), clock=FakeClock().clock())
+    assert sorted(p.name for p in dest.iterdir()) == ["0001.Patient.ndjson", "0002.Observation.ndjson"]
+
+
+def test_a_failed_export_is_an_error_and_still_deleted(rsps: responses.RequestsMock, tmp_path: Path) -> None:
+    _serve_export(rsps, _manifest(False), ((500, {}),))
+    with pytest.raises(ExportError, match="HTTP 500"):
+        run_export(GROUP, tmp_path / "x", screen_settings(), clock=FakeClock().clock())
+    assert len(_calls(rsps, "DELETE", STATUS.split("?")[0])) == 1
 
 
 def test_download_is_size_bounded(rsps: responses.RequestsMock, tmp_path: Path) -> None:
