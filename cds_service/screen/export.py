@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import jwt
 import requests
@@ -140,8 +140,24 @@ def run_export(
 ) -> ExportResult:
     """Kick off, poll, download into `dest` (owner-only), delete the status URL."""
     base = check_export_url(url, settings)
-    clock = clock or _Clock()
     session = session or requests.Session()
+    try:
+        return _export(url, base, dest, settings, auth, max_wait, max_bytes, session, clock or _Clock())
+    except requests.RequestException as exc:  # the class only: its text may hold a signed file URL
+        raise ExportError(f"the export failed: {type(exc).__name__}") from exc
+
+
+def _export(
+    url: str,
+    base: str,
+    dest: Path,
+    settings: Settings,
+    auth: BackendAuth | None,
+    max_wait: float,
+    max_bytes: int,
+    session: requests.Session,
+    clock: _Clock,
+) -> ExportResult:
     token = _Token(session, base, auth, clock)
     types = export_types(settings)
     kickoff = session.get(
@@ -156,6 +172,9 @@ def run_export(
         raise ExportError(
             f"the export kick-off answered HTTP {kickoff.status_code}, not 202 with Content-Location"
         )
+    location = urljoin(url, location)
+    if _origin(location) != _origin(base):  # the token goes there
+        raise ExportError("the export status URL is not on the export server")
     log.info("export: started for %d resource types", len(types))
     try:
         manifest = _poll(session, location, token, clock, max_wait)
@@ -163,7 +182,7 @@ def run_export(
     finally:
         try:
             session.delete(location, headers=token.header(), timeout=TIMEOUT)
-        except requests.RequestException:
+        except (requests.RequestException, ExportError):
             log.warning("export: could not delete the status URL")
 
 

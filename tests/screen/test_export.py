@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
+import requests
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -229,6 +230,18 @@ def test_a_failed_export_is_an_error_and_still_deleted(rsps: responses.RequestsM
     with pytest.raises(ExportError, match="HTTP 500"):
         run_export(GROUP, tmp_path / "x", screen_settings(), clock=FakeClock().clock())
     assert len(_calls(rsps, "DELETE", STATUS.split("?")[0])) == 1
+
+
+def test_a_status_url_on_another_server_is_refused(rsps: responses.RequestsMock, tmp_path: Path) -> None:
+    rsps.get(GROUP, status=202, headers={"Content-Location": "https://elsewhere.example/status/1"})
+    with pytest.raises(ExportError, match="not on the export server"):
+        run_export(GROUP, tmp_path / "x", screen_settings(), clock=FakeClock().clock())
+
+
+def test_an_unreachable_server_is_an_export_error(rsps: responses.RequestsMock, tmp_path: Path) -> None:
+    rsps.get(GROUP, body=requests.ConnectionError("refused"))
+    with pytest.raises(ExportError, match="ConnectionError"):
+        run_export(GROUP, tmp_path / "x", screen_settings(), clock=FakeClock().clock())
 
 
 def test_download_is_size_bounded(rsps: responses.RequestsMock, tmp_path: Path) -> None:
