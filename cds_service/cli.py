@@ -33,13 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     screen = commands.add_parser(
         "screen", help="screen a population (Bulk Data NDJSON folder) into worklists"
     )
-    screen.add_argument("source", help="folder of .ndjson / .ndjson.gz files (a Bulk Data export)")
+    screen.add_argument(
+        "source",
+        help="folder of .ndjson / .ndjson.gz files (a Bulk Data export), or an https "
+        "[base]/Group/[id]/$export or [base]/Patient/$export URL to export from first (into OUT/export)",
+    )
     screen.add_argument("--out", required=True, help="output folder (created owner-only)")
     screen.add_argument("--engine", choices=("embedded", "spark"), default="embedded")
     screen.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's)")
     screen.add_argument("--workers", type=int, help="engine processes (embedded; default: the CPU count)")
     screen.add_argument("--language", choices=LANGUAGES, help="report language (default: OSTEO_CDS_LANGUAGE)")
     screen.add_argument("--today", help="the date taken as today, YYYY-MM-DD (default: OSTEO_CDS_TODAY)")
+    screen.add_argument("--client-id", help="$export: SMART Backend Services client id (no auth without it)")
+    screen.add_argument("--private-key", help="$export: the client's private key, a PEM file (RSA or EC)")
+    screen.add_argument("--key-id", help="$export: the key's id (kid) in the client's JWKS")
+    screen.add_argument("--export-timeout", type=float, help="$export: longest wait for the export, seconds")
     report = commands.add_parser("feedback-report", help="issued/accepted/overridden counts per card type")
     report.add_argument("rest", nargs=argparse.REMAINDER)
     onboarding = commands.add_parser(
@@ -124,7 +132,7 @@ def _screen(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.today:
             settings = settings.with_changes(today=_date(args.today))
-        source = Path(args.source)
+        source = _exported(args, settings) if _is_export(args.source) else Path(args.source)
         if not source.exists():
             raise InputError(f"{source} does not exist")
         run_screen(
@@ -140,6 +148,36 @@ def _screen(args: argparse.Namespace, settings: Settings) -> int:
         print(f"osteo-cds screen: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _is_export(source: str) -> bool:
+    from cds_service.screen.export import is_export_url
+
+    return is_export_url(source)
+
+
+def _exported(args: argparse.Namespace, settings: Settings) -> Any:
+    """Run the `$export` into OUT/export (owner-only) and return that folder."""
+    import os
+    from pathlib import Path
+
+    from cds_service.screen.export import MAX_WAIT, BackendAuth, run_export
+
+    auth = None
+    if args.client_id or args.private_key or args.key_id:
+        if not (args.client_id and args.private_key and args.key_id):
+            raise InputError("--client-id, --private-key and --key-id go together")
+        try:
+            key = Path(args.private_key).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {args.private_key}: {exc.strerror}") from exc
+        auth = BackendAuth(args.client_id, key, args.key_id)
+    out = Path(args.out)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    dest = out / "export"
+    run_export(args.source, dest, settings, auth, max_wait=args.export_timeout or MAX_WAIT)
+    return dest
 
 
 def _date(text: str) -> date:
