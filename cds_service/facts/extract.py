@@ -204,6 +204,8 @@ _READERS = {
     "MedicationRequest": "medication",
     "MedicationStatement": "medication",
 }
+# Every resource type the engine reads for one patient (the population screen accepts exactly these).
+PATIENT_RESOURCE_TYPES = frozenset({"Patient", *_READERS})
 
 
 def _belongs_to(resource: JsonObject, patient_id: str, plain_reference: str | None) -> bool:

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
+from cds_service.facts.extract import PATIENT_RESOURCE_TYPES
+
 # The resource types the engine reads (facts/extract.py), Patient included. Device is shared: densitometers
 # are referenced by many patients' Observations and usually name no patient, so they go to every group.
-PATIENT_TYPES = frozenset(
-    {"Patient", "Observation", "Condition", "Procedure", "DiagnosticReport", "ServiceRequest"}
-)
+PATIENT_TYPES = PATIENT_RESOURCE_TYPES
 SHARED_TYPES = frozenset({"Device"})
 
 # Why a line is not evaluated (the rejects file's `reason`; the report's texts are keyed by these).

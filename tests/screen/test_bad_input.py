@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.screen import run_screen
-from cds_service.screen.ndjson import MALFORMED, NO_PATIENT, NO_TYPE, TRUNCATED, UNKNOWN_TYPE
+from cds_service.screen.ndjson import MALFORMED, NO_PATIENT, NO_TYPE, TRUNCATED, UNKNOWN_TYPE, classify
 from tests.screen.conftest import screen_settings
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-01-01"}
@@ -84,3 +84,25 @@ def test_lines_before_a_gzip_truncation_are_kept(tmp_path: Path) -> None:
     assert summary.rejects == {TRUNCATED: 1}
     assert summary.resources["Observation"] > 1000
     assert summary.topics == {"osteoporosis-bmd": 1, "spine-radiograph-recommended": 1}
+
+
+# POP-5: a glucocorticoid order is read by the engine, so the screen must not reject it (nor the other
+# resource types the hooks read: DocumentReference imaging notes, MedicationStatement).
+PREDNISONE = {
+    "resourceType": "MedicationRequest",
+    "id": "m1",
+    "status": "active",
+    "intent": "order",
+    "medicationCodeableConcept": {"text": "泼尼松片 10mg"},
+    "subject": {"reference": "Patient/p1"},
+    "authoredOn": "2024-01-01",
+}
+
+
+@pytest.mark.parametrize(
+    "resource_type",
+    ["MedicationRequest", "MedicationStatement", "DocumentReference", "Observation", "DiagnosticReport"],
+)
+def test_every_type_the_engine_reads_is_screened_not_rejected(resource_type: str) -> None:
+    line = classify(1, json.dumps({**PREDNISONE, "resourceType": resource_type}).encode())
+    assert line.reason is None and line.patient == "p1"
