@@ -8,7 +8,7 @@ from datetime import date
 from cds_service.consensus.bmd import dxa_exams, unusable_sites
 from cds_service.consensus.findings import Evidence, Finding, OrderProposal, SettingUse
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
-from cds_service.consensus.lookback import months_before
+from cds_service.consensus.lookback import body_measures_since, months_before
 from cds_service.consensus.population import Population, age_on, population_on
 from cds_service.facts.model import (
     Fracture,
@@ -286,8 +286,11 @@ def dxa_unreliable(
     reasons: list[str] = []
     evidence: list[Evidence] = []
     settings: list[SettingUse] = []
-    if facts.bmis:
-        bmi = max(facts.bmis, key=lambda b: b.when)
+    # Only a recent body habitus counts (BODY_MEASURE_YEARS, a choice), whichever way the record came.
+    since = body_measures_since(today)
+    recent_bmis = [b for b in facts.bmis if b.when >= since]
+    if recent_bmis:
+        bmi = max(recent_bmis, key=lambda b: b.when)
         if bmi.value < clinical.low_bmi:
             reasons.append("low-weight")
             settings.append(SettingUse("OSTEO_CDS_LOW_BMI", str(clinical.low_bmi)))

@@ -37,6 +37,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from cds_service.consensus.lookback import BODY_MEASURE_YEARS, body_measures_since
 from cds_service.facts.codemap import CodeMap
 from cds_service.facts.valuesets import (
     BMD_STUDY_LOINC,
@@ -54,11 +55,10 @@ PATIENT = "{{context.patientId}}"
 MAX_QUERY_CHARS = 1800
 _LONGEST_ID = "x" * 64
 PAGE_SIZE = "200"
-# BMI, weight and height (`vitals`) are read from the last RECENT_YEARS only: REC-QCT asks about the body
-# habitus now, and an inpatient has hundreds of them. The service's own search says `date=ge`; a prefetched
-# answer (a template cannot name today) is cut to the same window in gather.py, so both give the same cards.
-# Two years keep a yearly outpatient's latest BMI and make a monthly one's fit in two pages of 50.
-RECENT_YEARS = 2
+# BMI, weight and height (`vitals`) are read from the last RECENT_YEARS only (consensus/lookback.py says
+# why): the service's own search says `date=ge`; a prefetched answer (a template cannot name today) is cut to
+# the same window in gather.py, and the engine applies it to any record.
+RECENT_YEARS = BODY_MEASURE_YEARS
 MEDICATION_INTENTS = ("order", "plan")
 # Code-map concepts that code imaging reports, not Observations: reports are not narrowed by code, and
 # DocumentReference imaging notes are searched by them as local types.
@@ -216,7 +216,7 @@ def _query(params: Iterable[tuple[str, str]]) -> str:
 
 
 def recent_since(today: date) -> date:
-    return _years_before(today, RECENT_YEARS)
+    return body_measures_since(today)
 
 
 def bounded(template: str, today: date) -> str:
@@ -233,10 +233,3 @@ def is_recent(resource: Mapping[str, Any], since: date) -> bool:
         if isinstance(value, str) and value:
             return value[:10] >= since.isoformat()
     return True
-
-
-def _years_before(today: date, years: int) -> date:
-    try:
-        return today.replace(year=today.year - years)
-    except ValueError:  # 29 February
-        return today.replace(year=today.year - years, day=28)

@@ -823,3 +823,25 @@ def test_rec_qct_vertebral_fracture_counts_only_within_l1_l4(conclusion: str, co
 def test_rec_bmd_thoracic_fracture_offers_dxa(conclusion: str, order: str) -> None:
     finding = _finding(_findings(diagnostic_report(conclusion, when=RECENT)), "bmd-measurement-recommended")
     assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [order]
+
+
+# REC-QCT: only a BMI of the last two years counts (consensus/lookback.py BODY_MEASURE_YEARS, a choice), however
+# the record came — the query plan's `date=ge` bound, a prefetch under any key, a Bundle on disk, a screen.
+@pytest.mark.parametrize(
+    ("when", "reason"),
+    [
+        pytest.param("2024-11-25", "severe-obesity", id="REC-QCT BMI 36 exactly two years old counts"),
+        pytest.param("2024-11-24", None, id="REC-QCT BMI 36 two years and a day old does not count"),
+        pytest.param("2020-01-01", None, id="REC-QCT BMI 36 from 2020 does not count"),
+        pytest.param("2026-06-01", "severe-obesity", id="REC-QCT BMI 36 this year counts"),
+    ],
+)
+def test_rec_qct_reads_only_a_recent_bmi(when: str, reason: str | None) -> None:
+    findings = _findings(DXA_ON_RECORD, bmi(36.0, when=when, id="bmi"))
+    qct = next((f for f in findings if f.topic == "qct-recommended"), None)
+    assert (qct is not None and f"dxa-unreliable-{reason}" in qct.notes) if reason else qct is None
+
+
+def test_rec_qct_an_old_bmi_does_not_outweigh_a_recent_one() -> None:
+    old_obese, recent_normal = bmi(38.0, when="2021-01-01", id="old"), bmi(24.0, when="2026-01-01", id="new")
+    assert not any(f.topic == "qct-recommended" for f in _findings(DXA_ON_RECORD, old_obese, recent_normal))
