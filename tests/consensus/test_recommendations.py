@@ -825,8 +825,8 @@ def test_rec_bmd_thoracic_fracture_offers_dxa(conclusion: str, order: str) -> No
     assert [PROPOSED_ORDERS[o.kind].loinc for o in finding.orders] == [order]
 
 
-# REC-QCT: only a BMI of the last two years counts (consensus/lookback.py BODY_MEASURE_YEARS, a choice), however
-# the record came — the query plan's `date=ge` bound, a prefetch under any key, a Bundle on disk, a screen.
+# REC-QCT: only a BMI of the last two years counts (consensus/lookback.py BODY_MEASURE_YEARS, a choice),
+# however the record came: the query plan's `date=ge` bound, a prefetch under any key, a Bundle, a screen.
 @pytest.mark.parametrize(
     ("when", "reason"),
     [
