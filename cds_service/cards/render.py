@@ -190,6 +190,8 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
             site = texts["regions"].get(name, name) + (f" {levels}" if levels else "")
         else:
             site = texts["regions"].get(e.region or "", e.region or "")
+        if e.side in texts["sides"]:  # "右髋骨折未测": the right hip, while the left one was measured
+            site = texts["sides"][e.side].format(site=site)
         if e.value is None:
             value = ""
         elif e.unit == "Genant":

@@ -240,6 +240,7 @@ def _judge_dxa(result: _Bmd, exam: DxaExam, population: PopulationJudgement, fac
                 source=site.source,
                 when=site.when,
                 region=region,
+                side=site.laterality,
                 quote=site.quote,
                 used=False,
             )

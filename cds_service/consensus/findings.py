@@ -19,6 +19,7 @@ class Evidence:
     value: float | None = None
     unit: str | None = None
     region: str | None = None  # a key of the card texts' regions ("lumbar-spine", "L1", ...)
+    side: str | None = None  # "left" / "right" when the source states it (a key of the card texts' sides)
     quote: str | None = None  # report text that proved it (escaped when rendered)
     used: bool = True  # False: shown as context, did not decide
     also_in: tuple[str, ...] = ()  # other sources of the same item (one fracture in a Condition and a report)

@@ -145,8 +145,9 @@ def test_a_site_not_measured_is_stated_and_the_rest_decides() -> None:
     diagnosis = diagnosis_of(findings)
     assert diagnosis is not None and diagnosis.topic == "low-bone-mass"
     assert "site-not-measured" in diagnosis.notes
-    assert [(e.kind, e.region, e.used) for e in diagnosis.evidence if e.kind == "not-measured"] == [
-        ("not-measured", "total-hip", False)
+    # DXA-1: the right hip is the one not measured, while the left was (the side stays on the row).
+    assert [(e.kind, e.region, e.side, e.used) for e in diagnosis.evidence if e.kind == "not-measured"] == [
+        ("not-measured", "total-hip", "right", False)
     ]
     assert "forearm-dxa-recommended" not in {f.topic for f in findings}  # a fracture is not a DXA-2 reason
 
