@@ -137,7 +137,7 @@ def _detail(
     parts: list[str] = [texts["cards"][finding.topic]["detail"].format_map(fill)]
     if finding.evidence:
         parts.append(f"**{meta['evidence_heading']}**\n\n" + _evidence_table(finding.evidence, texts))
-    quotes = [e for e in finding.evidence if e.quote]
+    quotes = _distinct_quotes(finding.evidence)
     if quotes:
         lines = [
             f"> {escape_markdown(e.quote or '', 300)} ({escape_markdown(e.quote_source or e.source, 80)})"
@@ -254,3 +254,18 @@ def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) ->
             suggestion["isRecommended"] = True  # REC-CT-MRI: MRI first for the hip
         suggestions.append(suggestion)
     return suggestions
+
+
+def _distinct_quotes(evidence: Sequence[Evidence]) -> list[Evidence]:
+    """The quoted report sentences, each once: a quote repeated, or contained in another quote of the same
+    report (the BMD sentence inside the whole conclusion), adds nothing to read."""
+    quoted = [(e, e.quote_source or e.source, " ".join((e.quote or "").split())) for e in evidence if e.quote]
+    kept: list[Evidence] = []
+    for i, (e, source, text) in enumerate(quoted):
+        covered = any(
+            j != i and other_source == source and text in other and (text != other or j < i)
+            for j, (_, other_source, other) in enumerate(quoted)
+        )
+        if not covered:
+            kept.append(e)
+    return kept
