@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
 from cds_service.consensus.bmd import dxa_exams, unusable_sites
@@ -138,7 +139,10 @@ def fracture_imaging(
     orders: list[OrderProposal] = []
     for site in dict.fromkeys(site for j in doubtful for site in _order_sites(j.fracture)):
         if not _has_open_order(facts, _SITE_ORDER_KINDS.get(site, OrderKind.OTHER_CT_MR)):
-            orders.extend(_site_orders(site, [j.fracture for j in doubtful]))
+            at_site = [j.fracture for j in doubtful if site in _order_sites(j.fracture)]
+            orders.extend(
+                _not_done(_site_orders(site, at_site), _modalities_done(at_site, facts.imaging_exams))
+            )
     if not orders:
         return None  # nothing doubtful, or CT/MRI of every doubtful region already ordered
     rules = ["REC-CT-MRI"]
@@ -173,6 +177,12 @@ _SITE_ORDERS: dict[str, tuple[ProposedOrder, ProposedOrder]] = {
 }
 # A site without a verified regional code ("other", "unspecified"): the generic codes, region in the note.
 _UNSPECIFIED_ORDERS = (ProposedOrder.CT_UNSPECIFIED, ProposedOrder.MR_UNSPECIFIED)
+# Each proposal's modality, as ImagingExam names it ("ct" first in every pair above).
+_MODALITY: dict[ProposedOrder, str] = {
+    order: modality
+    for pair in (*_SITE_ORDERS.values(), _UNSPECIFIED_ORDERS)
+    for order, modality in zip(pair, ("ct", "mr"), strict=True)
+}
 _SITE_ORDER_KINDS: dict[str, OrderKind] = {
     "thoracic": OrderKind.SPINE_CT_MR,
     "lumbar": OrderKind.SPINE_CT_MR,
@@ -207,6 +217,21 @@ def _site_orders(site: str, doubtful: Sequence[Fracture]) -> list[OrderProposal]
             OrderProposal(mr, reason="REC-CT-MRI"),
         ]
     return [OrderProposal(mr, reason="REC-CT-MRI", recommended=True), OrderProposal(ct, reason="REC-CT-MRI")]
+
+
+def _modalities_done(doubtful: Sequence[Fracture], exams: Sequence[ImagingExam]) -> frozenset[str]:
+    """REC-CT-MRI: the cross-sectional modalities of the reports that raise the doubt ("ct", "mr")."""
+    sources = {f.source for f in doubtful}
+    return frozenset(m for e in exams if e.source in sources for m in e.modalities) & {"ct", "mr"}
+
+
+def _not_done(proposals: list[OrderProposal], done: frozenset[str]) -> list[OrderProposal]:
+    """REC-CT-MRI: the modality not yet done for the region (after an MRI, CT; after a CT, MRI); both when
+    neither or both were done. The one left is the recommended one."""
+    kept = [p for p in proposals if _MODALITY[p.kind] not in done]
+    if not kept or len(kept) == len(proposals):
+        return proposals
+    return [replace(p, recommended=True) for p in kept]
 
 
 def _answered_later(doubtful: Fracture, exams: Sequence[ImagingExam], doubts: Sequence[Fracture]) -> bool:

@@ -1029,11 +1029,12 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
         acuity = _acuity(report.unlevelled, signal_needs_vertebra=True)
 
     own_ids = {id(c) for c in draft.own}
-    pathological = (
+    pathology = (
         _pathological(near, low, own_ids)
         or _pathological(elsewhere, low, own_ids)
         or _pathological(report.unlevelled, low, own_ids)
     )
+    pathological = pathology is not None
 
     trauma = report.sentence_trauma.get(draft.sentence, "not-stated")
     if trauma == "not-stated" and acuity != "old":
@@ -1054,7 +1055,10 @@ def _resolve(draft: _Draft, report: _ReportContext, low: str, offsets: _OffsetMa
         ecf_rules_out = ecf == "absent" and genant == 1
         deformity_only = not (graded and not ecf_rules_out and not denied)
 
-    quote, start, end = _quote(draft, low, offsets)
+    # FX-8: the quote keeps the words that make the fracture possibly pathological ("转移瘤不除外") when
+    # they stand in a clause near the fracture, so that the card shows why it asks for CT/MRI.
+    beside = pathology if pathology is not None and any(c is pathology for c in near) else None
+    quote, start, end = _quote(draft, low, offsets, beside)
     return FractureMention(
         site=draft.site,
         vertebrae=tuple(sorted(draft.levels, key=_SPINE_INDEX.__getitem__)) if vertebra else (),
@@ -1169,12 +1173,12 @@ def _acuity(clauses: Iterable[_Clause], *, signal_needs_vertebra: bool = False) 
     return "unknown"
 
 
-def _pathological(clauses: Iterable[_Clause], low: str, own_ids: set[int]) -> bool:
-    """FX-8: a lesion named at the fracture (not in another organ, not negated)."""
+def _pathological(clauses: Iterable[_Clause], low: str, own_ids: set[int]) -> _Clause | None:
+    """FX-8: the clause naming a lesion at the fracture (not in another organ, not negated), if any."""
     for c in clauses:
         for h in c.hits:
             if h.spec.kind == _FRACTURE and h.spec.value == "pathological" and not h.negated:
-                return True
+                return c
         lesions = [h for h in c.hits if h.spec.kind == _LESION and not h.negated]
         if not lesions:
             continue
@@ -1184,8 +1188,8 @@ def _pathological(clauses: Iterable[_Clause], low: str, own_ids: set[int]) -> bo
             and not (c.levels or _BONE_RE.search(low, c.start, c.end))
         ):
             continue
-        return True
-    return False
+        return c
+    return None
 
 
 def _trauma(clauses: Iterable[_Clause]) -> str:
@@ -1228,8 +1232,14 @@ def _bounded(low: str, start: int, end: int, focus: int) -> tuple[int, int]:
     return _trimmed(low, s, min(end, s + MAX_QUOTE_CHARS))
 
 
-def _quote(draft: _Draft, low: str, offsets: _OffsetMap) -> tuple[str, int, int]:
+def _quote(
+    draft: _Draft, low: str, offsets: _OffsetMap, beside: _Clause | None = None
+) -> tuple[str, int, int]:
     start, end = _trimmed(low, draft.quote_start, draft.quote_end)
+    if beside is not None:
+        wider = _trimmed(low, min(start, beside.start), max(end, beside.end))
+        if wider[1] - wider[0] <= MAX_QUOTE_CHARS:
+            start, end = wider
     if end - start > MAX_QUOTE_CHARS:
         clause = draft.last_trigger or draft.own[0]
         triggers = clause.triggers

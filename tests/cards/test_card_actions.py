@@ -13,7 +13,8 @@ DOUBTFUL = {
     "resourceType": "DiagnosticReport",
     "id": "dr1",
     "status": "final",
-    "code": {"text": "腰椎MRI"},
+    # A radiograph: both CT and MRI are still to do (after an MRI only CT is offered, REC-CT-MRI).
+    "code": {"text": "DR腰椎正侧位"},
     "subject": {"reference": "Patient/p1"},
     "effectiveDateTime": DAY,
     "conclusion": "L1椎体压缩骨折可能。",

@@ -434,3 +434,46 @@ CLAVICLE_DOUBT = report("左锁骨骨折可能", loinc=None, name="DR左锁骨�
 )
 def test_accepted_generic_orders_are_not_proposed_again(resources: list[Resource], card: bool) -> None:
     assert (imaging_card(*resources) is not None) == card
+
+
+# REC-CT-MRI (issue 17): the modality not yet done for the region is offered — after an MRI, CT; after a CT,
+# MRI; after a radiograph, both (the hip: MRI first). What is offered is the recommended suggestion.
+@pytest.mark.parametrize(
+    ("name", "conclusion", "offered"),
+    [
+        pytest.param(
+            "MR胸椎平扫", "T11椎体压缩性骨折，转移瘤不除外", [P.CT_THORACIC], id="REC-CT-MRI after MRI: CT"
+        ),
+        pytest.param("CT胸椎平扫", "T11椎体压缩骨折可能", [P.MR_THORACIC], id="REC-CT-MRI after CT: MRI"),
+        pytest.param(
+            "Lumbar spine MRI", "Possible L2 compression fracture.", [P.CT_LUMBAR], id="REC-CT-MRI en MRI"
+        ),
+        pytest.param(
+            "DR腰椎正侧位",
+            "L1压缩骨折可能",
+            [P.CT_LUMBAR, P.MR_LUMBAR],
+            id="REC-CT-MRI near-miss after a radiograph: both",
+        ),
+        pytest.param("MR右髋关节平扫", "右股骨颈骨折可能", [P.CT_HIP], id="REC-CT-MRI hip after MRI: CT"),
+        pytest.param(
+            "DR右髋关节正位",
+            "右股骨颈骨折可能",
+            [P.MR_HIP, P.CT_HIP],
+            id="REC-CT-MRI hip radiograph: MRI first",
+        ),
+    ],
+)
+def test_the_modality_not_yet_done_is_offered(
+    name: str, conclusion: str, offered: list[ProposedOrder]
+) -> None:
+    finding = imaging_card(report(conclusion, loinc=None, name=name))
+    assert finding is not None
+    assert [o.kind for o in finding.orders] == offered
+    if len(offered) == 1:
+        assert finding.orders[0].recommended
+
+
+def test_the_quote_keeps_the_words_that_make_the_fracture_possibly_pathological() -> None:
+    finding = imaging_card(report("T11椎体压缩性骨折，转移瘤不除外", loinc=None, name="MR胸椎平扫"))
+    assert finding is not None and "FX-8" in finding.rules
+    assert any("转移瘤不除外" in (e.quote or "") for e in finding.evidence)
