@@ -27,6 +27,9 @@ logging.getLogger("urllib3").setLevel(logging.WARNING)
 # first request (gunicorn) copies no threads. Page-by-page reading inside one task never submits here,
 # so tasks cannot wait on each other.
 EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fhir-search")
+# Connections kept per FHIR server and call: one per parallel search (the query plan has ten keys, more when a
+# code list is split), so none is discarded and opened again (a TLS handshake each on a real server).
+POOL_SIZE = 16
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -132,8 +135,8 @@ class FhirClient:
         self._max_pages = settings.fhir_max_pages
         if session is None:
             session = requests.Session()
-            session.mount("http://", HTTPAdapter(pool_maxsize=8, max_retries=0))
-            session.mount("https://", HTTPAdapter(pool_maxsize=8, max_retries=0))
+            session.mount("http://", HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0))
+            session.mount("https://", HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0))
         self._session = session
         self._observe = search_observer_factory() if search_observer_factory is not None else None
 
