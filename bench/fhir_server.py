@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import orjson
 
 from bench.charts import Chart, searchset
-from scripts.strict_fhir_server import Listener
+from scripts.strict_fhir_server import LoopbackFhirServer
 
 DELAY_SECONDS = 0.050
 MAX_PAGE_SIZE = 200  # a common server cap (HAPI-based servers ship with max_page_size 200)
@@ -20,8 +20,10 @@ DEFAULT_PAGE_SIZE = 20
 BASE_PATH = "/fhir"
 
 
-class SlowFhirServer:
+class SlowFhirServer(LoopbackFhirServer):
     """`with SlowFhirServer(chart) as server:` serves `server.base` until the block ends."""
+
+    thread_name = "slow-fhir"
 
     def __init__(self, chart: Chart, delay: float = DELAY_SECONDS) -> None:
         self.chart = chart
@@ -30,28 +32,12 @@ class SlowFhirServer:
         self._count = 0
         self._started = time.perf_counter()
         self.log: list[tuple[float, float, str]] = []  # (start s, end s, path and query) of every request
-        self._httpd = Listener(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="slow-fhir", daemon=True)
-
-    @property
-    def base(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
+        self._listen()
 
     @property
     def requests(self) -> int:
         with self._lock:
             return self._count
-
-    def __enter__(self) -> SlowFhirServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
     def answer(self, path: str, query: str) -> tuple[int, Any]:
         relative = path.removeprefix(BASE_PATH).strip("/")

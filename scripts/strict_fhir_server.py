@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
@@ -46,6 +46,35 @@ class Listener(ThreadingHTTPServer):
     deeper (the bench's server uses this listener too)."""
 
     request_queue_size = 64
+
+
+class LoopbackFhirServer:
+    """A FHIR server on a free loopback port in a thread: `with Server(...) as server:` serves `server.base`.
+    Subclasses give the request handler; the strict server here and bench/fhir_server.py share this."""
+
+    thread_name = "fhir"
+
+    def _listen(self) -> None:
+        self._httpd = Listener(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self.thread_name, daemon=True)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def base(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}{BASE_PATH}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
 
 
 class Refused(ValueError):
@@ -125,8 +154,10 @@ def _date_matches(resource: Resource, raw: str) -> bool:
     }[prefix]
 
 
-class StrictFhirServer:
+class StrictFhirServer(LoopbackFhirServer):
     """`with StrictFhirServer(resources) as server:` serves `server.base`; `delay` seconds per request."""
+
+    thread_name = "strict-fhir"
 
     def __init__(self, resources: Sequence[Resource], delay: float = 0.0, combo_code: bool = False) -> None:
         self.resources = list(resources)
@@ -135,23 +166,7 @@ class StrictFhirServer:
         self._lock = threading.Lock()
         self.log: list[str] = []  # path and query of every request, in arrival order
         self.refused: list[str] = []  # the requests answered 400
-        self._httpd = Listener(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="strict-fhir", daemon=True)
-
-    @property
-    def base(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
-
-    def __enter__(self) -> StrictFhirServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._listen()
 
     def waves(self) -> int:
         """Rounds of requests a client needed: the longest chain of one search (its retries and pages)."""
