@@ -20,6 +20,7 @@ from cds_service.facts.model import (
     PatientFacts,
     ProposedOrder,
     Region,
+    ReportAdvice,
 )
 from cds_service.settings import ClinicalSettings
 
@@ -137,16 +138,19 @@ def fracture_imaging(
         and not _answered_later(j.fracture, facts.imaging_exams, [d.fracture for d in doubts])
     ]
     orders: list[OrderProposal] = []
+    notes: list[str] = []
     for site in dict.fromkeys(site for j in doubtful for site in _order_sites(j.fracture)):
         if not _has_open_order(facts, _SITE_ORDER_KINDS.get(site, OrderKind.OTHER_CT_MR)):
             at_site = [j.fracture for j in doubtful if site in _order_sites(j.fracture)]
-            orders.extend(
-                _not_done(_site_orders(site, at_site), _modalities_done(at_site, facts.imaging_exams))
-            )
+            proposals = _not_done(_site_orders(site, at_site), _modalities_done(at_site, facts.imaging_exams))
+            orders.extend(_as_advised(site, proposals, [a for f in at_site for a in f.advice], notes))
     if not orders:
         return None  # nothing doubtful, or CT/MRI of every doubtful region already ordered
+    advice = [a for j in doubtful for a in j.fracture.advice]
+    pet = [a for a in advice if "pet-ct" in a.exams]
+    if pet and not _has_open_order(facts, OrderKind.PET_CT):
+        orders.append(_advised(ProposedOrder.PET_CT, pet, notes))
     rules = ["REC-CT-MRI"]
-    notes = []
     if any(j.verdict is Verdict.UNCERTAIN for j in doubtful):
         rules.append("FX-6")
         notes.append("fracture-uncertain")
@@ -158,8 +162,8 @@ def fracture_imaging(
     return Finding(
         topic="fracture-imaging-recommended",
         rules=tuple(rules),
-        evidence=tuple(fracture_row(j.fracture) for j in doubtful),
-        notes=tuple(notes),
+        evidence=tuple(fracture_row(j.fracture) for j in doubtful) + _advice_rows(doubtful),
+        notes=tuple(dict.fromkeys(notes)),
         settings=(SettingUse("OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", str(clinical.doubtful_fracture_months)),),
         orders=tuple(orders),
     )
@@ -217,6 +221,56 @@ def _site_orders(site: str, doubtful: Sequence[Fracture]) -> list[OrderProposal]
             OrderProposal(mr, reason="REC-CT-MRI"),
         ]
     return [OrderProposal(mr, reason="REC-CT-MRI", recommended=True), OrderProposal(ct, reason="REC-CT-MRI")]
+
+
+# REC-CT-MRI: the orders only a report's own advice proposes (a contrast MRI of the spine, a PET-CT).
+_CONTRAST_MR: dict[str, ProposedOrder] = {
+    "thoracic": ProposedOrder.MR_THORACIC_CONTRAST,
+    "lumbar": ProposedOrder.MR_LUMBAR_CONTRAST,
+}
+
+
+def _advised(kind: ProposedOrder, advice: Sequence[ReportAdvice], notes: list[str]) -> OrderProposal:
+    """An order the report itself advises: recommended unless every such advice is conditional."""
+    recommended = any(not a.conditional for a in advice)
+    notes.append("report-advice" if recommended else "report-advice-conditional")
+    return OrderProposal(kind, reason="REC-CT-MRI", recommended=recommended)
+
+
+def _as_advised(
+    site: str, proposals: list[OrderProposal], advice: Sequence[ReportAdvice], notes: list[str]
+) -> list[OrderProposal]:
+    """REC-CT-MRI: the region's proposals as the report advises them. A contrast MRI replaces the plain MRI
+    (增强MRI includes the plain sequences); where no contrast-MRI code exists (non-spine sites) the site's MRI
+    is proposed and a note asks for contrast. A plain CT or MRI advised without a condition is recommended."""
+    contrast = [a for a in advice if "contrast-mr" in a.exams]
+    plain_mr = _SITE_ORDERS.get(site, _UNSPECIFIED_ORDERS)[1]
+    if contrast:
+        if site not in _CONTRAST_MR:
+            notes.append("report-advice-contrast-site")
+        advised = _advised(_CONTRAST_MR.get(site, plain_mr), contrast, notes)
+        kept = [p for p in proposals if p.kind != plain_mr]
+        if advised.recommended:  # the radiologist's own advice is the recommendation; the default stays
+            kept = [replace(p, recommended=False) for p in kept]
+        return [advised, *kept]
+    plain = {e for a in advice if not a.conditional for e in a.exams & {"ct", "mr"}}
+    if not any(_MODALITY[p.kind] in plain for p in proposals):
+        return proposals
+    notes.append("report-advice")
+    marked = [replace(p, recommended=_MODALITY[p.kind] in plain) for p in proposals]
+    return sorted(marked, key=lambda p: not p.recommended)
+
+
+def _advice_rows(doubtful: Sequence[FractureJudgement]) -> tuple[Evidence, ...]:
+    """REC-CT-MRI: each advice sentence of the doubtful fractures' reports, quoted once."""
+    rows: dict[tuple[str, str], Evidence] = {}
+    for j in doubtful:
+        for a in j.fracture.advice:
+            rows.setdefault(
+                (j.fracture.source, a.quote),
+                Evidence(kind="report", source=j.fracture.source, when=j.fracture.when, quote=a.quote),
+            )
+    return tuple(rows.values())
 
 
 def _modalities_done(doubtful: Sequence[Fracture], exams: Sequence[ImagingExam]) -> frozenset[str]:

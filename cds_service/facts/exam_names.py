@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cds_service.facts.cues import cues_dir
+from cds_service.facts.model import ReportAdvice
 
 # Modalities (cues/exam-names.toml [modalities]).
 CT = "ct"
@@ -56,6 +57,12 @@ class _Cues:
     regions: tuple[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, frozenset[str]], ...]
     spine_word: re.Pattern[str]
     advice: re.Pattern[str]
+    # REC-CT-MRI, [advice]: what the advice names, and advice that is none or only conditional
+    contrast: re.Pattern[str]
+    pet: re.Pattern[str]
+    further: re.Pattern[str]
+    negated: re.Pattern[str]
+    conditional: re.Pattern[str]
 
 
 def _cues_file() -> Path:
@@ -106,7 +113,15 @@ def _cues() -> _Cues:
     spine_word = _pattern(list(data["spine_words"]), capitals)
     advice = _pattern(list(data["advice_words"]), capitals)
     assert spine_word is not None and advice is not None
-    return _Cues(tuple(modalities), tuple(regions), spine_word, advice)
+    words = data["advice"]
+    contrast, pet, further, negated, conditional = (
+        _pattern(list(words[key]), capitals)
+        for key in ("contrast", "pet", "further", "negated", "conditional")
+    )
+    assert contrast and pet and further and negated and conditional
+    return _Cues(
+        tuple(modalities), tuple(regions), spine_word, advice, contrast, pet, further, negated, conditional
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,14 +151,66 @@ def read_exam_name(text: str) -> ExamName:
 
 
 _SENTENCE_END = re.compile(r"[。；;！!\n]|\.(?:\s|$)")
+_CLAUSE_END = re.compile(r"[，,：:、]")
+MAX_ADVICE = 8  # advice sentences kept per report (report text is untrusted; the output stays bounded)
+MAX_ADVICE_QUOTE_CHARS = 200
 
 
-def advised_modalities(conclusion: str) -> frozenset[str]:
-    """CT or MRI that a report's conclusion itself advises ("建议CT进一步检查"), each sentence read apart."""
-    advice = _cues().advice
-    advised: set[str] = set()
+def names_pet(text: str) -> bool:
+    """A PET-CT named in an exam name or order text (cues/exam-names.toml [advice] pet)."""
+    return _cues().pet.search(text) is not None
+
+
+def read_advice(conclusion: str) -> tuple[ReportAdvice, ...]:
+    """The further exams a report's conclusion itself advises, each sentence read apart, clause by clause
+    (cues/exam-names.toml [advice] says how): REC-CT-MRI proposes them."""
+    found: list[ReportAdvice] = []
     for sentence in _SENTENCE_END.split(conclusion):
-        found = advice.search(sentence)
-        if found is not None:
-            advised |= read_exam_name(sentence[found.end() :]).modalities & {CT, MR}
-    return frozenset(advised)
+        found.extend(_sentence_advice(sentence))
+        if len(found) >= MAX_ADVICE:
+            break
+    return tuple(found[:MAX_ADVICE])
+
+
+def _sentence_advice(sentence: str) -> list[ReportAdvice]:
+    cues = _cues()
+    quote = " ".join(sentence.split())[:MAX_ADVICE_QUOTE_CHARS]
+    advice: list[ReportAdvice] = []
+    advising = conditional = named = further = False
+    for clause in _CLAUSE_END.split(sentence):
+        trigger = cues.advice.search(clause) or cues.conditional.search(clause)
+        if trigger is None and not advising:
+            continue
+        if cues.negated.search(clause):
+            # "无需进一步检查", "no further imaging is needed": no advice; "…，无需CT": not that exam
+            advising = advising and trigger is None
+            continue
+        advising = True
+        further = further or cues.further.search(clause) is not None
+        exams = _advised_exams(clause)
+        if cues.conditional.search(clause):
+            if not exams:
+                # a trailing condition ("Recommend MRI, if clinically indicated") governs what it follows
+                advice = [replace(a, conditional=True) for a in advice]
+            conditional = True
+        if exams:
+            named = True
+            advice.append(ReportAdvice(exams, conditional, quote))
+    if advising and further and not named:
+        advice.append(ReportAdvice(frozenset(), conditional, quote))
+    return advice
+
+
+def _advised_exams(clause: str) -> frozenset[str]:
+    cues = _cues()
+    modalities = read_exam_name(clause).modalities
+    exams = set(modalities & {CT, MR})
+    if cues.pet.search(clause):
+        exams.discard(CT)  # the CT of a PET-CT localises; it is no diagnostic CT
+        exams.add("pet-ct")
+    if cues.contrast.search(clause):
+        if MR in exams:
+            exams = (exams - {MR}) | {"contrast-mr"}
+        elif not exams:
+            exams.add("contrast")  # "建议增强扫描": contrast of the report's own modality
+    return frozenset(exams)

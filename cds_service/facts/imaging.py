@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date
 
 from cds_service.facts.codemap import CodeMap
-from cds_service.facts.exam_names import BONE_DENSITY, RADIOGRAPH, VFA, advised_modalities, read_exam_name
+from cds_service.facts.exam_names import BONE_DENSITY, MR, RADIOGRAPH, VFA, read_advice, read_exam_name
 from cds_service.facts.fhirpath import codings
 from cds_service.facts.levels import vertebra_levels
 from cds_service.facts.model import (
@@ -14,6 +14,7 @@ from cds_service.facts.model import (
     ImagingExam,
     ImagingReport,
     PatientFacts,
+    ReportAdvice,
     ReportFinding,
     SpineImaging,
 )
@@ -90,10 +91,10 @@ def read_imaging_reports(facts: PatientFacts, code_map: CodeMap) -> None:
         if not report.conclusion:
             continue
         reading = read_report(report.conclusion)
-        advised = advised_modalities(report.conclusion) if reading.fractures else frozenset()
+        advice = _advice(report, facts.imaging_exams[-1]) if reading.fractures else ()
         for mention in reading.fractures:
             fracture = fracture_from_mention(mention, report.when, report.source, quote=mention.quote)
-            facts.fractures.append(replace(fracture, advised=advised) if advised else fracture)
+            facts.fractures.append(replace(fracture, advice=advice) if advice else fracture)
         for finding in reading.findings:
             if finding.kind == "linear-uptake-band":
                 band = _uptake_band_fracture(finding.quote, report)
@@ -216,6 +217,16 @@ def _is_radiograph(report: ImagingReport) -> bool:
     if any(s == LOINC and c in RADIOGRAPH_LOINC for s, c in report.codes) or "RX" in report.category_codes:
         return True
     return RADIOGRAPH in read_exam_name(report.code_text).modalities
+
+
+def _advice(report: ImagingReport, exam: ImagingExam) -> tuple[ReportAdvice, ...]:
+    """REC-CT-MRI: the further exams the report advises; a contrast study of no named modality ("建议增强
+    扫描") is a contrast MRI after an MRI, else advice of no exam the card can propose (still quoted)."""
+    own = "contrast-mr" if MR in exam.modalities else None
+    return tuple(
+        replace(a, exams=(a.exams - {"contrast"}) | ({own} if own else set())) if "contrast" in a.exams else a
+        for a in read_advice(report.conclusion)
+    )
 
 
 def _exam(report: ImagingReport, spine_parts: frozenset[str], bmd_study: bool) -> ImagingExam:

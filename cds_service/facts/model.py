@@ -159,6 +159,7 @@ class OrderKind(StrEnum):
     PELVIS_CT_MR = "pelvis-ct-mr"
     CHEST_CT_MR = "chest-ct-mr"
     OTHER_CT_MR = "other-ct-mr"  # CT or MRI of an unspecified region (the generic codes for other sites)
+    PET_CT = "pet-ct"  # a PET-CT, as an imaging report may advise (REC-CT-MRI)
     # What a draft order is, for the order hooks (consensus/orders.py):
     CENTRAL_DXA = "central-dxa"  # DXA of the spine or hip (DXA-1)
     PERIPHERAL_BMD = "peripheral-bmd"  # pDXA, pQCT, single-energy, radiographic absorptiometry (DX-4)
@@ -191,6 +192,10 @@ class ProposedOrder(StrEnum):
     MR_CHEST = "mr-chest"
     CT_UNSPECIFIED = "ct-unspecified"  # a non-spine site with no regional code: the region goes in the note
     MR_UNSPECIFIED = "mr-unspecified"
+    # REC-CT-MRI: what a report itself may advise beyond plain CT/MRI ("建议增强MRI", "建议PET-CT检查")
+    MR_THORACIC_CONTRAST = "mr-thoracic-contrast"
+    MR_LUMBAR_CONTRAST = "mr-lumbar-contrast"
+    PET_CT = "pet-ct"
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,23 @@ class Fracture:
     quote: str | None = None
     from_condition: bool = False
     display: str | None = None
-    advised: frozenset[str] = frozenset()  # "ct" | "mr": what the report itself advises (REC-CT-MRI)
+    advice: tuple[ReportAdvice, ...] = ()  # the further exams its report itself advises (REC-CT-MRI)
+
+    @property
+    def advised(self) -> frozenset[str]:
+        """ "ct" | "mr": the plain CT or MRI its report advises without a condition (REC-CT-MRI)."""
+        return frozenset(e for a in self.advice if not a.conditional for e in a.exams & {"ct", "mr"})
+
+
+@dataclass(frozen=True)
+class ReportAdvice:
+    """A further exam an imaging report's conclusion itself advises ("建议增强MRI检查"), REC-CT-MRI."""
+
+    # "ct" | "mr" | "contrast-mr" | "pet-ct"; "contrast": a contrast study of the report's own modality
+    # ("建议增强扫描"); empty: a further exam without a name ("建议进一步检查").
+    exams: frozenset[str]
+    conditional: bool  # "如临床需要可行增强MRI", "if clinically indicated": advice, not a recommendation
+    quote: str  # the advice's sentence, as written
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from cds_service.facts.codemap import CodeMap
-from cds_service.facts.exam_names import SPINE_PARTS, read_exam_name
+from cds_service.facts.exam_names import SPINE_PARTS, names_pet, read_exam_name
 from cds_service.facts.fhirpath import (
     JsonObject,
     as_dict,
@@ -213,6 +213,8 @@ def order_kinds(order: OpenOrder, code_map: CodeMap | None = None) -> frozenset[
         kinds.add(OrderKind.SPINE_CT_MR)
     if exam.cross_sectional:
         kinds |= {kind for region, kind in _CT_MR_REGION_KINDS.items() if region in exam.regions}
+    if names_pet(order.text):
+        kinds.add(OrderKind.PET_CT)  # REC-CT-MRI: a PET-CT a report advised is not proposed twice
     kinds |= _hook_kinds(text, bmd, kinds)
     return frozenset(kinds)
 

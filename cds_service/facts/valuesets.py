@@ -361,6 +361,20 @@ CT_SHOULDER, MR_SHOULDER = "36062-8", "24905-2"  # CT Shoulder; MR Shoulder
 CT_PELVIS, MR_PELVIS = "24865-8", "24867-4"  # CT Pelvis; MR Pelvis
 CT_CHEST, MR_CHEST = "24627-2", "24629-8"  # CT Chest; MR Chest
 CT_UNSPECIFIED, MR_UNSPECIFIED = "25045-6", "25056-3"  # CT / MR Unspecified body region
+# REC-CT-MRI, a report's own advice of a contrast MRI ("建议增强MRI"; 增强MRI is the plain and contrast
+# sequences). Not in codes.md; verified (2026-12-07) in two published lists of LOINC imaging codes: the French
+# ANS value set "JDV Code Document Imagerie CISIS" (https://smt.esante.gouv.fr/fhir/ValueSet/jdv-code-document-
+# imagerie-cisis, OID 1.2.250.1.213.1.1.5.687, ans.fr.terminologies 1.12.0: 24981-3 "résonance magnétique
+# rachis dorsal sans et avec contraste IV", 24967-2 "… rachis lombaire sans et avec contraste IV") and
+# Microsoft Learn, Azure AI Health Insights, Radiology Insights "rad procedure" inference, appendix A
+# (LOINC displays as below). No code for a contrast MRI of a non-spine site was found: there the site's MRI
+# is proposed and the card's note asks for contrast.
+MR_THORACIC_SPINE_CONTRAST = "24981-3"  # MR Thoracic spine WO and W contrast IV
+MR_LUMBAR_SPINE_CONTRAST = "24967-2"  # MR Lumbar spine WO and W contrast IV
+# No LOINC code for a PET-CT could be verified with the sources at hand: a report's PET-CT advice is
+# proposed with the generic imaging-study code of codes.md D (18748-4 "Diagnostic imaging study", V2), the
+# exam named in ServiceRequest.code.text and the card's order note.
+DIAGNOSTIC_IMAGING_STUDY = "18748-4"
 
 
 @dataclass(frozen=True)
@@ -438,13 +452,16 @@ IMAGING_STUDIES: dict[str, ImagingStudy] = {
     # accepted suggestion) answers that card; its region is in the order's note, so it answers no other site.
     CT_UNSPECIFIED: ImagingStudy(modality="ct", order_kinds=_OTHER_CT_MR_ORDER),
     MR_UNSPECIFIED: ImagingStudy(modality="mr", order_kinds=_OTHER_CT_MR_ORDER),
+    # contrast MRI of the spine (REC-CT-MRI, a report's own advice; sources above)
+    MR_THORACIC_SPINE_CONTRAST: ImagingStudy(modality="mr", spine=_T, order_kinds=_SPINE_CT_MR_ORDER),
+    MR_LUMBAR_SPINE_CONTRAST: ImagingStudy(modality="mr", spine=_L, order_kinds=_SPINE_CT_MR_ORDER),
     # other radiographs read for fractures and bone loss: hip, radius-ulna, wrist, humerus, calcaneus
     "24762-7": ImagingStudy(radiograph=True),
     "24891-4": ImagingStudy(radiograph=True),
     "24619-9": ImagingStudy(radiograph=True),
     "24765-0": ImagingStudy(radiograph=True),
     "24612-4": ImagingStudy(radiograph=True),
-    "18748-4": ImagingStudy(),  # generic diagnostic imaging study
+    DIAGNOSTIC_IMAGING_STUDY: ImagingStudy(),  # generic diagnostic imaging study
     # bone-density studies (codes.md A2)
     DXA_STUDY: ImagingStudy(bmd=True, order_kinds=_BMD_ORDER),
     "83311-1": ImagingStudy(bmd=True),  # DXA panel
@@ -532,7 +549,7 @@ class OrderCoding:
 IMAGING_CATEGORY_CODES = frozenset({"LP29684-5", "RAD", "CT", "NMR", "RX", "RUS", "imaging"})
 # DocumentReference.type of imaging notes (codes.md D, 18748-4 "Diagnostic imaging study"; US Core clinical
 # notes): the `documents` search of the query plan (fhir/plan.py).
-IMAGING_NOTE_TYPE_LOINC = "18748-4"
+IMAGING_NOTE_TYPE_LOINC = DIAGNOSTIC_IMAGING_STUDY
 # Radiograph reports (REC-BMD reads bone loss from radiographs).
 RADIOGRAPH_CATEGORY_CODES = frozenset({"RX"})
 
@@ -573,6 +590,15 @@ PROPOSED_ORDERS: dict[ProposedOrder, OrderCoding] = {
     ProposedOrder.MR_CHEST: OrderCoding(MR_CHEST, "MR Chest"),
     ProposedOrder.CT_UNSPECIFIED: OrderCoding(CT_UNSPECIFIED, "CT Unspecified body region"),
     ProposedOrder.MR_UNSPECIFIED: OrderCoding(MR_UNSPECIFIED, "MR Unspecified body region"),
+    ProposedOrder.MR_THORACIC_CONTRAST: OrderCoding(
+        MR_THORACIC_SPINE_CONTRAST, "MR Thoracic spine WO and W contrast IV"
+    ),
+    ProposedOrder.MR_LUMBAR_CONTRAST: OrderCoding(
+        MR_LUMBAR_SPINE_CONTRAST, "MR Lumbar spine WO and W contrast IV"
+    ),
+    # The generic code (no PET-CT code verified): the text names the exam, so the order, once placed, is
+    # recognised as a PET-CT (facts/orders.py reads the code text) and not proposed again.
+    ProposedOrder.PET_CT: OrderCoding(DIAGNOSTIC_IMAGING_STUDY, "Diagnostic imaging study", text="PET-CT"),
 }
 
 # codes.md C: the Condition a diagnosis card suggests. M81.0 is written with the -CM system on purpose: in

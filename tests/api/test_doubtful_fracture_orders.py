@@ -77,3 +77,26 @@ def test_doubtful_non_spine_fracture_card_suggests_valid_service_requests(
         if s.get("isRecommended")
     ]
     assert flagged == ([recommended] if recommended else [])
+
+
+def test_rec_ct_mri_thoracic_mri_advising_contrast_mri_end_to_end(client: FlaskClient) -> None:
+    """REC-CT-MRI, FX-8 (issue 17): a thoracic MRI naming 转移瘤不除外 and 建议增强MRI检查 gets the contrast
+    MRI the radiologist advises (recommended) beside CT (the modality not yet done), never the plain MRI
+    again; the card quotes the hedge and the advice."""
+    body = hook_body("T11椎体压缩性骨折，转移瘤不除外。建议增强MRI检查。", "24980-5")  # MR Thoracic spine
+    response = client.post(HOOK_PATH, json=body, headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 200
+    [card] = [
+        c
+        for c in response.get_json()["cards"]
+        if c["source"]["topic"]["code"] == "fracture-imaging-recommended"
+    ]
+    requests = [s["actions"][0]["resource"] for s in card["suggestions"]]
+    for request in requests:
+        ServiceRequest.model_validate(request)
+        assert request["status"] == "draft" and request["intent"] == "proposal"
+    codes = [r["code"]["coding"][0]["code"] for r in requests]
+    assert codes == ["24981-3", "24978-9"]  # MR Thoracic spine WO and W contrast IV; CT Thoracic spine
+    assert [s.get("isRecommended", False) for s in card["suggestions"]] == [True, False]
+    assert "FX-8" in card["detail"] and "REC-CT-MRI" in card["detail"]
+    assert "建议增强MRI检查" in card["detail"] and "转移瘤不除外" in card["detail"]

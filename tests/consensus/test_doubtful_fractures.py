@@ -477,3 +477,144 @@ def test_the_quote_keeps_the_words_that_make_the_fracture_possibly_pathological(
     finding = imaging_card(report("T11椎体压缩性骨折，转移瘤不除外", loinc=None, name="MR胸椎平扫"))
     assert finding is not None and "FX-8" in finding.rules
     assert any("转移瘤不除外" in (e.quote or "") for e in finding.evidence)
+
+
+# REC-CT-MRI (issue 17): after an MRI, CT — or what the report itself advises. A contrast MRI of the spine
+# or a PET-CT the report names is proposed and recommended (the default stays offered); a conditional advice
+# is offered, not recommended; a negated one is none.
+@pytest.mark.parametrize(
+    ("name", "conclusion", "orders", "recommended", "note"),
+    [
+        pytest.param(
+            "MR胸椎平扫",
+            "T11椎体压缩性骨折，转移瘤不除外，建议增强MRI检查。",
+            [P.MR_THORACIC_CONTRAST, P.CT_THORACIC],
+            [P.MR_THORACIC_CONTRAST],
+            "report-advice",
+            id="REC-CT-MRI after MRI, 建议增强MRI: contrast MRI recommended, CT offered",
+        ),
+        pytest.param(
+            "MR胸椎平扫",
+            "T11椎体压缩性骨折，转移瘤不除外，建议增强MRI或PET/CT进一步检查。",
+            [P.MR_THORACIC_CONTRAST, P.CT_THORACIC, P.PET_CT],
+            [P.MR_THORACIC_CONTRAST, P.PET_CT],
+            "report-advice",
+            id="REC-CT-MRI after MRI, 增强MRI或PET/CT: both recommended",
+        ),
+        pytest.param(
+            "MR腰椎平扫",
+            "L2椎体压缩骨折，转移瘤不除外，建议PET-CT检查。",
+            [P.CT_LUMBAR, P.PET_CT],
+            [P.CT_LUMBAR, P.PET_CT],
+            "report-advice",
+            id="REC-CT-MRI after MRI, 建议PET-CT: PET-CT beside the recommended CT",
+        ),
+        pytest.param(
+            "MR腰椎平扫",
+            "L1椎体骨质破坏伴压缩骨折，建议增强扫描。",
+            [P.MR_LUMBAR_CONTRAST, P.CT_LUMBAR],
+            [P.MR_LUMBAR_CONTRAST],
+            "report-advice",
+            id="REC-CT-MRI after MRI, 建议增强扫描: contrast of the MRI",
+        ),
+        pytest.param(
+            "MR胸椎平扫",
+            "T12椎体压缩骨折，转移瘤不除外，如临床需要可行增强MRI。",
+            [P.MR_THORACIC_CONTRAST, P.CT_THORACIC],
+            [P.CT_THORACIC],
+            "report-advice-conditional",
+            id="REC-CT-MRI conditional 如临床需要可行增强MRI: offered, not recommended",
+        ),
+        pytest.param(
+            "MR胸椎平扫",
+            "T11椎体压缩性骨折，转移瘤不除外，无需进一步检查。",
+            [P.CT_THORACIC],
+            [P.CT_THORACIC],
+            None,
+            id="REC-CT-MRI negated 无需进一步检查: the default only",
+        ),
+        pytest.param(
+            "MR胸椎平扫",
+            "T11椎体压缩性骨折，转移瘤不除外，建议进一步检查。",
+            [P.CT_THORACIC],
+            [P.CT_THORACIC],
+            None,
+            id="REC-CT-MRI 建议进一步检查 names no exam: the default",
+        ),
+        pytest.param(
+            "Thoracic spine MRI",
+            "T11 compression fracture; metastasis cannot be excluded. Recommend contrast-enhanced MRI.",
+            [P.MR_THORACIC_CONTRAST, P.CT_THORACIC],
+            [P.MR_THORACIC_CONTRAST],
+            "report-advice",
+            id="REC-CT-MRI en recommend contrast-enhanced MRI",
+        ),
+        pytest.param(
+            "DR腰椎正侧位",
+            "L1压缩骨折可能，建议MRI检查。",
+            [P.MR_LUMBAR, P.CT_LUMBAR],
+            [P.MR_LUMBAR],
+            "report-advice",
+            id="REC-CT-MRI radiograph, 建议MRI: MRI recommended and first",
+        ),
+        pytest.param(
+            "DR腰椎正侧位",
+            "L1压缩骨折可能，必要时MRI检查。",
+            [P.CT_LUMBAR, P.MR_LUMBAR],
+            [],
+            None,
+            id="REC-CT-MRI near-miss radiograph, 必要时MRI: nothing recommended",
+        ),
+        pytest.param(
+            "MR右髋关节平扫",
+            "右股骨颈骨折，转移瘤不除外，建议增强MRI检查。",
+            [P.MR_HIP, P.CT_HIP],
+            [P.MR_HIP],
+            "report-advice-contrast-site",
+            id="REC-CT-MRI hip, 建议增强MRI: the hip MRI, contrast asked in a note",
+        ),
+    ],
+)
+def test_the_reports_own_advice_is_proposed(
+    name: str,
+    conclusion: str,
+    orders: list[ProposedOrder],
+    recommended: list[ProposedOrder],
+    note: str | None,
+) -> None:
+    finding = imaging_card(report(conclusion, loinc=None, name=name))
+    assert finding is not None
+    assert [o.kind for o in finding.orders] == orders
+    assert [o.kind for o in finding.orders if o.recommended] == recommended
+    advice_notes = {n for n in finding.notes if n.startswith("report-advice")}
+    assert (note in advice_notes) if note else not advice_notes
+
+
+def test_the_advice_sentence_is_quoted_in_the_evidence() -> None:
+    finding = imaging_card(
+        report("T11椎体压缩性骨折，转移瘤不除外。建议增强MRI检查。", loinc=None, name="MR胸椎平扫")
+    )
+    assert finding is not None
+    assert [e.quote for e in finding.evidence if e.kind == "report"] == ["建议增强MRI检查"]
+    assert any("转移瘤不除外" in (e.quote or "") for e in finding.evidence)
+
+
+@pytest.mark.parametrize(
+    ("open_order", "orders"),
+    [
+        pytest.param(
+            order("PET-CT全身显像"),
+            [P.MR_THORACIC_CONTRAST, P.CT_THORACIC],
+            id="REC-CT-MRI an open PET-CT order is not proposed again",
+        ),
+        pytest.param(order("胸椎增强MRI"), None, id="REC-CT-MRI an open thoracic MRI order answers the card"),
+    ],
+)
+def test_advised_orders_on_record_are_not_proposed_again(
+    open_order: Resource, orders: list[ProposedOrder] | None
+) -> None:
+    doubt = report(
+        "T11椎体压缩性骨折，转移瘤不除外，建议增强MRI或PET/CT进一步检查。", loinc=None, name="MR胸椎平扫"
+    )
+    finding = imaging_card(doubt, open_order)
+    assert (None if finding is None else [o.kind for o in finding.orders]) == orders
