@@ -110,6 +110,14 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
     except (InputError, BundleError) as exc:
         print(f"osteo-cds evaluate: {exc}", file=sys.stderr)
         return 2
+    if settings.silent:
+        # A local tool showing what the engine concludes: it records nothing and prints the cards even in
+        # silent mode, but says that the service would answer none (issue 17).
+        print(
+            'osteo-cds evaluate: OSTEO_CDS_SILENT is on: the service would answer {"cards": []} and only '
+            "record these cards",
+            file=sys.stderr,
+        )
     try:
         json.dump(result.response, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

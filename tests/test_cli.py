@@ -280,3 +280,28 @@ def test_bad_settings_exit_2(
     code, out, err = _run(["evaluate", _write(tmp_path, bundle(*RECORD))], capsys)
     assert (code, out) == (2, "")
     assert _one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("silent", "notice"),
+    [
+        pytest.param(None, False, id="OSTEO_CDS_SILENT unset: cards, nothing on stderr"),
+        pytest.param("true", True, id="OSTEO_CDS_SILENT=true: the same cards, a notice on stderr"),
+    ],
+)
+def test_evaluate_prints_the_cards_in_silent_mode_and_says_so(
+    silent: str | None,
+    notice: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17: `evaluate` is a local tool showing what the engine concludes (it records nothing), so silent
+    mode does not empty its output; it says that the service would answer no cards."""
+    if silent is not None:
+        monkeypatch.setenv("OSTEO_CDS_SILENT", silent)
+    code, body, err = _run(["evaluate", _write(tmp_path, bundle(*RECORD))], capsys)
+    assert code == 0
+    assert diagnosis_topics(body) == ["osteoporosis-bmd"]
+    assert ("OSTEO_CDS_SILENT" in err) is notice
+    assert err.count("\n") == (1 if notice else 0)

@@ -114,7 +114,9 @@ def call_service(service_id: str) -> Response:
             f"{', '.join(exc.resource_types)} (not in the prefetch, and not obtainable from fhirServer)",
         )
     observability.record_evaluation(evaluation)
-    _record_response(hook_request.hookInstance, evaluation, sum(unrecognised, Counter()), service_id)
+    _record_response(
+        hook_request.hookInstance, evaluation, sum(unrecognised, Counter()), service_id, settings.silent
+    )
     if settings.silent:
         # OSTEO_CDS_SILENT: the cards are recorded (card-volume report) but no clinician sees them yet.
         return json_response({"cards": []})
@@ -122,7 +124,7 @@ def call_service(service_id: str) -> Response:
 
 
 def _record_response(
-    hook_instance: str, evaluation: Evaluation, unrecognised: Counter[Coding], service_id: str
+    hook_instance: str, evaluation: Evaluation, unrecognised: Counter[Coding], service_id: str, silent: bool
 ) -> None:
     """The audit records of one response in one transaction: card uuids and topics (to match feedback) and
     the site-onboarding counts (no patient data). A store failure costs no cards."""
@@ -138,6 +140,8 @@ def _record_response(
     if not issued and not unrecognised:
         return
     try:
-        record_response(store.get(), unrecognised, hook_instance, service_id, issued, __version__)
+        record_response(
+            store.get(), unrecognised, hook_instance, service_id, issued, __version__, silent=silent
+        )
     except Exception as exc:  # the audit trail must not cost the clinician the cards
         log.error("audit records not written (request %s): %s", g.get("request_id", "-"), type(exc).__name__)

@@ -78,15 +78,18 @@ def record_response(
     service_id: str = "",
     cards: Sequence[tuple[str, str]] = (),
     service_version: str = "",
+    *,
+    silent: bool = False,
 ) -> None:
-    """The audit records of one response (cards issued, unrecognised codings) in one transaction."""
+    """The audit records of one response (cards issued, unrecognised codings) in one transaction; `silent`:
+    the cards were computed in silent mode (OSTEO_CDS_SILENT) and not shown."""
     if not counts and not cards:
         return
     if counts:
         _ensure_table(store)  # before the write lock: it may need a transaction of its own
     with store.write() as conn:
         if cards:
-            store.add_issued(conn, hook_instance, service_id, cards, service_version)
+            store.add_issued(conn, hook_instance, service_id, cards, service_version, silent=silent)
         if counts:
             _add_unrecognised(conn, counts)
 

@@ -20,7 +20,9 @@ from cds_service.audit.store import AuditStore, OverrideReasonCount, ReportRow, 
 PROG = "osteo-cds feedback-report"
 _T = TypeVar("_T")
 VOLUME_PROG = "osteo-cds card-volume"
-VOLUME_HEADER = ("day", "topic_code", "issued")
+# issued = shown + silent; the two counts were added after `issued` (issue 17), so readers of the first
+# three columns keep working.
+VOLUME_HEADER = ("day", "topic_code", "issued", "shown", "silent")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CSV_HEADER = (
     "topic_code",
@@ -30,6 +32,7 @@ CSV_HEADER = (
     "acceptance_rate",
     "override_rate",
     "top_override_reasons",
+    "silent",
 )
 TABLE_HEADER = (
     "topic",
@@ -38,6 +41,7 @@ TABLE_HEADER = (
     "overridden",
     "accepted %",
     "overridden %",
+    "silent",
     "top override reasons",
 )
 
@@ -62,7 +66,8 @@ def feedback_report_main(
     """Run the command; 0 on success, 2 on bad arguments, 1 when the store cannot be read.
 
     Dates are whole days in `tz`; --until is inclusive. A card counts in the period it was issued in,
-    with the latest feedback it received (at any time).
+    with the latest feedback it received (at any time). `issued` and the rates count the cards clinicians
+    were shown; cards computed in silent mode (OSTEO_CDS_SILENT) are counted apart, in `silent`.
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -79,7 +84,8 @@ def feedback_report_main(
         write_csv(rows, out)
     else:
         print(
-            f"Cards issued from {_period_words(since, until, tz)}, each counted by the latest feedback on it",
+            f"Cards issued from {_period_words(since, until, tz)}, each counted by the latest feedback on "
+            "it; silent: computed under OSTEO_CDS_SILENT, not shown, in no rate",
             file=out,
         )
         write_table(rows, out)
@@ -113,19 +119,38 @@ def card_volume_main(
     )
     if issued is None:
         return 1
-    counts = Counter((card.issued_at.astimezone(zone).date(), card.topic_code) for card in issued)
-    rows = [(day.isoformat(), topic, count) for (day, topic), count in sorted(counts.items())]
+    counts = Counter(
+        (card.issued_at.astimezone(zone).date(), card.topic_code, card.silent) for card in issued
+    )
+    keys = sorted({(day, topic) for day, topic, _ in counts})
+    rows = [
+        (
+            day.isoformat(),
+            topic,
+            counts[day, topic, False] + counts[day, topic, True],
+            counts[day, topic, False],
+        )
+        for day, topic in keys
+    ]
+    cells = [(day, topic, str(total), str(shown), str(total - shown)) for day, topic, total, shown in rows]
     if args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(VOLUME_HEADER)
-        writer.writerows(rows)
+        writer.writerows(cells)
         return 0
     print(f"Cards issued per day from {_period_words(since, until, tz)}", file=out)
-    cells = [VOLUME_HEADER, *((day, topic, str(count)) for day, topic, count in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(VOLUME_HEADER))]
-    for line in cells:
-        print(f"{line[0].ljust(widths[0])}  {line[1].ljust(widths[1])}  {line[2].rjust(widths[2])}", file=out)
-    print(f"total {sum(counts.values())}", file=out)
+    print(
+        "shown: returned to the EHR; silent: computed and recorded under OSTEO_CDS_SILENT, not shown",
+        file=out,
+    )
+    table = [VOLUME_HEADER, *cells]
+    widths = [max(len(line[i]) for line in table) for i in range(len(VOLUME_HEADER))]
+    for line in table:
+        left = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
+        print("  ".join(left + [v.rjust(w) for v, w in zip(line[2:], widths[2:], strict=True)]), file=out)
+    silent = sum(n for (_, _, quiet), n in counts.items() if quiet)
+    total = sum(counts.values())
+    print(f"total {total} (shown {total - silent}, silent {silent})", file=out)
     return 0
 
 
@@ -185,6 +210,7 @@ def write_csv(rows: Sequence[ReportRow], out: TextIO) -> None:
                 _fraction(row.acceptance_rate),
                 _fraction(row.override_rate),
                 _reasons(row.top_override_reasons),
+                row.silent,
             )
         )
 
@@ -199,6 +225,7 @@ def write_table(rows: Sequence[ReportRow], out: TextIO) -> None:
             str(row.overridden),
             _percent(row.acceptance_rate),
             _percent(row.override_rate),
+            str(row.silent),
             _reasons(row.top_override_reasons),
         )
         for row in [*rows, total_row(rows)]

@@ -28,8 +28,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -90,6 +93,9 @@ class IssuedCard(Base):
     topic_code: Mapped[str] = mapped_column(String(MAX_TOPIC_CODE_LENGTH), index=True)
     service_version: Mapped[str] = mapped_column(String(MAX_SERVICE_VERSION_LENGTH))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # OSTEO_CDS_SILENT (issue 17): computed and recorded, never shown; kept out of acceptance/override rates.
+    # Added after the table: older stores get it from _add_missing_columns (existing rows: shown).
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Feedback(Base):
@@ -154,11 +160,12 @@ class ReportRow:
     """Cards of one topic issued in the period, and the latest feedback on each of them."""
 
     topic_code: str
-    issued: int
+    issued: int  # cards clinicians were shown: the rates' denominator
     accepted: int
     overridden: int
     # Every coded reason of the overridden cards, most frequent first.
     override_reasons: tuple[OverrideReasonCount, ...] = ()
+    silent: int = 0  # cards computed in silent mode (OSTEO_CDS_SILENT): never shown, in no rate
 
     @property
     def top_override_reasons(self) -> tuple[OverrideReasonCount, ...]:
@@ -177,6 +184,7 @@ class ReportRow:
 class IssuedTime:
     topic_code: str
     issued_at: datetime  # UTC
+    silent: bool = False  # computed in silent mode, not shown
 
 
 def total_row(rows: Iterable[ReportRow], label: str = "total") -> ReportRow:
@@ -192,6 +200,7 @@ def total_row(rows: Iterable[ReportRow], label: str = "total") -> ReportRow:
         accepted=sum(r.accepted for r in rows),
         overridden=sum(r.overridden for r in rows),
         override_reasons=_ranked_reasons(reasons),
+        silent=sum(r.silent for r in rows),
     )
 
 
@@ -221,12 +230,16 @@ class AuditStore:
         service_version: str,
         *,
         issued_at: datetime | None = None,
+        silent: bool = False,
     ) -> None:
-        """Record the (uuid, topic code) of each card returned for one hook call."""
+        """Record the (uuid, topic code) of each card returned for one hook call (`silent`: computed in silent
+        mode, not shown)."""
         if not cards:
             return
         with self.write() as conn:
-            self.add_issued(conn, hook_instance, service_id, cards, service_version, issued_at=issued_at)
+            self.add_issued(
+                conn, hook_instance, service_id, cards, service_version, issued_at=issued_at, silent=silent
+            )
 
     def write(self) -> AbstractContextManager[Connection]:
         """One write transaction (on SQLite it takes the write lock at BEGIN, see _on_begin)."""
@@ -241,6 +254,7 @@ class AuditStore:
         service_version: str,
         *,
         issued_at: datetime | None = None,
+        silent: bool = False,
     ) -> None:
         """record_issued inside a write transaction the caller holds (with a response's other records)."""
         when = issued_at or _now()
@@ -253,6 +267,7 @@ class AuditStore:
                 "topic_code": topic_code,
                 "service_version": service_version[:MAX_SERVICE_VERSION_LENGTH],
                 "issued_at": when,
+                "silent": silent,
             }
             for card_uuid, topic_code in cards
         ]
@@ -313,7 +328,11 @@ class AuditStore:
         feedback = _table(Feedback)
         period = _issued_between(issued, since, until)
 
-        issued_counts = select(issued.c.topic_code, func.count()).where(*period).group_by(issued.c.topic_code)
+        issued_counts = (
+            select(issued.c.topic_code, issued.c.silent, func.count())
+            .where(*period)
+            .group_by(issued.c.topic_code, issued.c.silent)
+        )
 
         # A card's outcome is its latest feedback (by outcome time, then arrival), so a card counts once.
         ranked = (
@@ -330,7 +349,7 @@ class AuditStore:
                 .label("recency"),
             )
             .join(issued, issued.c.card_uuid == feedback.c.card_uuid)
-            .where(*period)
+            .where(*period, issued.c.silent == false())  # a silent card was never shown: in no rate
             .subquery()
         )
         latest = (
@@ -345,8 +364,10 @@ class AuditStore:
             .group_by(ranked.c.topic_code, ranked.c.outcome, ranked.c.override_system, ranked.c.override_code)
         )
 
+        issued_by_topic: dict[str, Counter[bool]] = defaultdict(Counter)
         with self.engine.connect() as conn:
-            issued_by_topic: dict[str, int] = {topic: count for topic, count in conn.execute(issued_counts)}
+            for topic, silent, count in conn.execute(issued_counts):
+                issued_by_topic[topic][bool(silent)] += count
             outcome_rows = list(conn.execute(latest))
 
         outcomes: dict[str, Counter[str]] = defaultdict(Counter)
@@ -358,23 +379,27 @@ class AuditStore:
         return [
             ReportRow(
                 topic_code=topic,
-                issued=issued_by_topic[topic],
+                issued=issued_by_topic[topic][False],
                 accepted=outcomes[topic]["accepted"],
                 overridden=outcomes[topic]["overridden"],
                 override_reasons=_ranked_reasons(reasons[topic]),
+                silent=issued_by_topic[topic][True],
             )
             for topic in sorted(issued_by_topic)
         ]
 
     def issued_times(self, since: datetime | None = None, until: datetime | None = None) -> list[IssuedTime]:
-        """Topic code and time (UTC) of every card issued in [since, until): the card-volume report's input.
-
-        Nothing else is read: no hook instance, no uuid, no patient (there is none in the store)."""
+        """Topic code, time (UTC) and silent flag of every card issued in [since, until): the card-volume
+        report's input. Nothing else is read: no hook instance, no uuid, no patient (none is stored)."""
         issued = _table(IssuedCard)
         period = _issued_between(issued, since, until)
-        query = select(issued.c.topic_code, issued.c.issued_at).where(*period).order_by(issued.c.issued_at)
+        query = (
+            select(issued.c.topic_code, issued.c.issued_at, issued.c.silent)
+            .where(*period)
+            .order_by(issued.c.issued_at)
+        )
         with self.engine.connect() as conn:
-            return [IssuedTime(topic, _as_utc(when)) for topic, when in conn.execute(query)]
+            return [IssuedTime(t, _as_utc(when), bool(silent)) for t, when, silent in conn.execute(query)]
 
     def _create_tables(self) -> None:
         # On SQLite the write lock (BEGIN IMMEDIATE) serialises workers starting together; elsewhere another
@@ -383,6 +408,27 @@ class AuditStore:
             Base.metadata.create_all(self._writer)
         except DBAPIError:
             Base.metadata.create_all(self._writer)
+        try:
+            self._add_missing_columns()
+        except DBAPIError:
+            self._add_missing_columns()  # another worker added it between our check and ALTER TABLE
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to a table after stores were created with it (create_all adds none): each is added
+        with its server default, so existing rows get the default (issued_card.silent: false, shown)."""
+        table = _table(IssuedCard)
+        with self._writer.begin() as conn:
+            present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or column.server_default is None:
+                    continue
+                kind = column.type.compile(dialect=conn.dialect)
+                default = column.server_default.arg.compile(dialect=conn.dialect)  # type: ignore[attr-defined]
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT {default}"
+                    )
+                )
 
 
 def _create_engine(url: str) -> Engine:

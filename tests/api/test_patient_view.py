@@ -495,6 +495,9 @@ def test_silent_mode_records_cards_but_answers_none(
     assert bool(response.get_json()["cards"]) is shown
     rows = AuditStore.from_url(osteo_settings.database_url).report()
     assert "spine-radiograph-recommended" in {row.topic_code for row in rows}
+    # The audit rows say which cards were shown: silent ones are counted apart, in no rate.
+    issued = len(response.get_json()["cards"])
+    assert (sum(r.issued for r in rows), sum(r.silent for r in rows) > 0) == (issued, silent)
 
 
 @pytest.mark.parametrize(

@@ -81,13 +81,15 @@ def test_card_volume_csv(argv: list[str], tz: str, expected: list[tuple[str, str
     assert (code, err) == (0, "")
     rows = list(csv.reader(io.StringIO(out)))
     assert tuple(rows[0]) == VOLUME_HEADER
-    assert [tuple(row) for row in rows[1:]] == expected
+    # The first three columns keep their meaning (issue 17 added shown and silent after them).
+    assert [tuple(row[:3]) for row in rows[1:]] == expected
+    assert all(row[3] == row[2] and row[4] == "0" for row in rows[1:])  # none silent in this store
 
 
 def test_card_volume_table_has_a_total_and_no_patient_data(url: str) -> None:
     code, out, _ = volume([], url)
     assert code == 0
-    assert out.splitlines()[-1] == "total 5"
+    assert out.splitlines()[-1] == "total 5 (shown 5, silent 0)"
     assert PATIENT_MARKER not in out and "00000000-0000" not in out
 
 
@@ -98,3 +100,26 @@ def test_card_volume_bad_arguments_exit_2(argv: list[str], url: str) -> None:
     code, out, err = volume(argv, url)
     assert (code, out) == (2, "")
     assert err.startswith("osteo-cds card-volume: error:")
+
+
+def test_card_volume_counts_silent_and_shown_cards_apart(tmp_path: Path) -> None:
+    """OSTEO_CDS_SILENT (issue 17): cards computed silently are counted apart from the cards shown."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = AuditStore.from_url(url)
+    when = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    shown = [("00000000-0000-4000-8000-000000000001", "qct-recommended")]
+    silent = [
+        ("00000000-0000-4000-8000-000000000002", "qct-recommended"),
+        ("00000000-0000-4000-8000-000000000003", "normal-bmd"),
+    ]
+    store.record_issued("h1", SERVICE, shown, "0.1.0", issued_at=when)
+    store.record_issued("h2", SERVICE, silent, "0.1.0", issued_at=when, silent=True)
+    store.dispose()
+    code, out, _ = volume(["--format", "csv"], url)
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out)))[1:] == [
+        ["2024-03-10", "normal-bmd", "1", "0", "1"],
+        ["2024-03-10", "qct-recommended", "2", "1", "1"],
+    ]
+    code, out, _ = volume([], url)
+    assert out.splitlines()[-1] == "total 3 (shown 1, silent 2)"

@@ -153,7 +153,8 @@ def test_table_is_aligned_with_a_total_row(url: str) -> None:
 def test_table_of_an_empty_store(tmp_path: Path) -> None:
     code, out, _ = run([], f"sqlite:///{tmp_path / 'new' / 'audit.db'}")
     assert code == 0
-    assert out.splitlines()[-1].split() == ["total", "0", "0", "0", "-", "-"]
+    # issue 17 added the silent column (before the override reasons)
+    assert out.splitlines()[-1].split() == ["total", "0", "0", "0", "-", "-", "0"]
 
 
 @pytest.mark.parametrize(
@@ -181,3 +182,32 @@ def test_bad_arguments_exit_2_with_one_line(url: str, argv: list[str]) -> None:
 def test_help_exits_0(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert feedback_report_main(["--help"], url) == 0
     assert "--since" in capsys.readouterr().out
+
+
+def test_silent_cards_are_reported_apart_and_left_out_of_the_rates(tmp_path: Path) -> None:
+    """OSTEO_CDS_SILENT (issue 17): cards clinicians never saw are counted in `silent`, not in `issued` or the
+    rates."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = AuditStore.from_url(url)
+    when = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    shown = "00000000-0000-4000-8000-0000000000a1"
+    store.record_issued(
+        "h1", "osteoporosis-patient-view", [(shown, "qct-recommended")], "0.1.0", issued_at=when
+    )
+    quiet = [(f"00000000-0000-4000-8000-0000000000b{i}", "qct-recommended") for i in range(3)]
+    store.record_issued("h2", "osteoporosis-patient-view", quiet, "0.1.0", issued_at=when, silent=True)
+    at = "2024-03-10T13:00:00Z"
+    store.record_feedback(
+        "osteoporosis-patient-view",
+        parse_feedback({"feedback": [{"card": shown, "outcome": "overridden", "outcomeTimestamp": at}]}),
+    )
+    store.dispose()
+    rows = csv_rows([], url)
+    qct = rows["qct-recommended"]
+    assert (qct["issued"], qct["silent"], qct["overridden"], qct["override_rate"]) == (
+        "1",
+        "3",
+        "1",
+        "1.0000",
+    )
+    assert rows["total"]["silent"] == "3"

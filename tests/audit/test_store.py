@@ -126,6 +126,7 @@ def test_tables_hold_no_clinical_content(store: AuditStore) -> None:
         "topic_code",
         "service_version",
         "issued_at",
+        "silent",  # issue 17: computed in silent mode, not shown
     }
     assert columns["feedback"] == {
         "id",
@@ -390,3 +391,64 @@ def test_two_processes_write_the_same_sqlite_file(url: str) -> None:
         ("normal-bmd", 2 * WRITES_PER_PROCESS)
     ]
     assert len(feedback_rows(store)) == WRITES_PER_PROCESS
+
+
+# --- OSTEO_CDS_SILENT (issue 17): silently computed cards are marked and kept out of the rates -----------
+
+
+def test_silent_cards_are_counted_apart_and_in_no_rate(store: AuditStore) -> None:
+    store.record_issued("hook-1", SERVICE, [(card_id("shown"), "qct-recommended")], VERSION, issued_at=T0)
+    store.record_issued(
+        "hook-2",
+        SERVICE,
+        [(card_id("quiet-1"), "qct-recommended"), (card_id("quiet-2"), "qct-recommended")],
+        VERSION,
+        issued_at=T0,
+        silent=True,
+    )
+    # Feedback on a silent card (it cannot have been seen; a replayed or forged call) counts in no rate.
+    store.record_feedback(
+        SERVICE, items(accepted(card_id("shown")), overridden(card_id("quiet-1"), code="not-indicated"))
+    )
+    [row] = store.report(None, None)
+    assert (row.issued, row.silent, row.accepted, row.overridden) == (1, 2, 1, 0)
+    assert (row.acceptance_rate, row.override_rate) == (1.0, 0.0)
+    assert total_row([row]).silent == 2
+    assert [(t.topic_code, t.silent) for t in store.issued_times()] == [
+        ("qct-recommended", False),
+        ("qct-recommended", True),
+        ("qct-recommended", True),
+    ]
+
+
+def test_record_response_marks_silent_cards(store: AuditStore) -> None:
+    record_response(store, Counter(), "hook-1", SERVICE, [(card_id("a"), "normal-bmd")], VERSION, silent=True)
+    [row] = store.report(None, None)
+    assert (row.issued, row.silent) == (0, 1)
+
+
+def test_a_store_created_before_the_silent_column_gets_it(url: str) -> None:
+    """Migration: an issued_card table without `silent` (stores created before issue 17) gains the column on
+    opening; its cards count as shown, and new cards can be marked silent."""
+    AuditStore.from_url(url).record_issued(
+        "hook-1", SERVICE, [(card_id("old"), "normal-bmd")], VERSION, issued_at=T0
+    )
+    old = AuditStore.from_url(url)
+    with old.engine.begin() as conn:  # the table as it was: every column but `silent`
+        conn.execute(
+            text(
+                "CREATE TABLE issued_card_old AS SELECT card_uuid, hook_instance, service_id, topic_code, "
+                "service_version, issued_at FROM issued_card"
+            )
+        )
+        conn.execute(text("DROP TABLE issued_card"))
+        conn.execute(text("ALTER TABLE issued_card_old RENAME TO issued_card"))
+    old.dispose()
+    store = AuditStore.from_url(url)
+    assert "silent" in {c["name"] for c in inspect(store.engine).get_columns("issued_card")}
+    store.record_issued(
+        "hook-2", SERVICE, [(card_id("new"), "normal-bmd")], VERSION, issued_at=T0, silent=True
+    )
+    [row] = store.report(None, None)
+    assert (row.issued, row.silent) == (1, 1)
+    AuditStore.from_url(url).dispose()  # opening again finds the column and changes nothing
