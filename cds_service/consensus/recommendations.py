@@ -162,7 +162,7 @@ def fracture_imaging(
     return Finding(
         topic="fracture-imaging-recommended",
         rules=tuple(rules),
-        evidence=tuple(fracture_row(j.fracture) for j in doubtful) + _advice_rows(doubtful),
+        evidence=_doubt_rows(doubtful),
         notes=tuple(dict.fromkeys(notes)),
         settings=(SettingUse("OSTEO_CDS_DOUBTFUL_FRACTURE_MONTHS", str(clinical.doubtful_fracture_months)),),
         orders=tuple(orders),
@@ -261,16 +261,25 @@ def _as_advised(
     return sorted(marked, key=lambda p: not p.recommended)
 
 
-def _advice_rows(doubtful: Sequence[FractureJudgement]) -> tuple[Evidence, ...]:
-    """REC-CT-MRI: each advice sentence of the doubtful fractures' reports, quoted once."""
-    rows: dict[tuple[str, str], Evidence] = {}
+def _doubt_rows(doubtful: Sequence[FractureJudgement]) -> tuple[Evidence, ...]:
+    """REC-CT-MRI: a row per doubtful fracture, and each advice sentence of their reports quoted once: as the
+    fracture's quote when the advice is in the fracture's own sentence, else as a row of its report."""
+    rows = []
+    advice: dict[tuple[str, str], Evidence] = {}
     for j in doubtful:
+        row = fracture_row(j.fracture)
         for a in j.fracture.advice:
-            rows.setdefault(
-                (j.fracture.source, a.quote),
-                Evidence(kind="report", source=j.fracture.source, when=j.fracture.when, quote=a.quote),
-            )
-    return tuple(rows.values())
+            if row.quote and " ".join(row.quote.split()) in a.quote:
+                row = replace(row, quote=a.quote)  # the same sentence, hedge and advice together
+            else:
+                key = (j.fracture.source, a.quote)
+                advice.setdefault(
+                    key,
+                    Evidence(kind="report", source=j.fracture.source, when=j.fracture.when, quote=a.quote),
+                )
+        rows.append(row)
+    quoted = {(r.source, r.quote) for r in rows}
+    return (*rows, *(e for key, e in advice.items() if key not in quoted))
 
 
 def _modalities_done(doubtful: Sequence[Fracture], exams: Sequence[ImagingExam]) -> frozenset[str]:

@@ -590,13 +590,29 @@ def test_the_reports_own_advice_is_proposed(
     assert (note in advice_notes) if note else not advice_notes
 
 
-def test_the_advice_sentence_is_quoted_in_the_evidence() -> None:
-    finding = imaging_card(
-        report("T11椎体压缩性骨折，转移瘤不除外。建议增强MRI检查。", loinc=None, name="MR胸椎平扫")
-    )
+@pytest.mark.parametrize(
+    ("conclusion", "quotes"),
+    [
+        pytest.param(
+            "T11椎体压缩性骨折，转移瘤不除外。建议增强MRI检查。",
+            [("fracture", "转移瘤不除外"), ("report", "建议增强MRI检查")],
+            id="REC-CT-MRI advice in its own sentence: a row of the report quotes it",
+        ),
+        pytest.param(
+            "T11椎体压缩性骨折，转移瘤不除外，建议增强MRI检查。",
+            [("fracture", "转移瘤不除外，建议增强MRI检查")],
+            id="REC-CT-MRI advice in the fracture's sentence: one row, hedge and advice quoted together",
+        ),
+    ],
+)
+def test_the_advice_sentence_is_quoted_in_the_evidence(
+    conclusion: str, quotes: list[tuple[str, str]]
+) -> None:
+    finding = imaging_card(report(conclusion, loinc=None, name="MR胸椎平扫"))
     assert finding is not None
-    assert [e.quote for e in finding.evidence if e.kind == "report"] == ["建议增强MRI检查"]
-    assert any("转移瘤不除外" in (e.quote or "") for e in finding.evidence)
+    assert len(finding.evidence) == len(quotes)
+    for (kind, words), row in zip(quotes, finding.evidence, strict=True):
+        assert row.kind == kind and words in (row.quote or "")
 
 
 @pytest.mark.parametrize(
