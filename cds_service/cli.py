@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     return feedback_report_main(args.rest, settings.database_url)
 
 
+EXTENSION_KEY = "org.osteo-cds"
+
+
 def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings) -> int:
     # stdout is the response and stderr one line on error: the service's own log lines stay out of both.
     quiet = logging.getLogger("cds_service")
@@ -118,6 +121,10 @@ def _evaluate(path: str, lang: str | None, today: str | None, settings: Settings
             "record these cards",
             file=sys.stderr,
         )
+    # CONTRACT.md "Cards": the full explanation of each card is in evaluate's output, in the card's
+    # `extension` (CDS Hooks' reserved member for what the specification does not define).
+    for card, explanation in zip(result.response["cards"], result.explanations(), strict=True):
+        card["extension"] = {EXTENSION_KEY: {"explanation": explanation}}
     try:
         json.dump(result.response, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cds_service.cards.orders import render_order_cards
-from cds_service.cards.render import render_cards
+from cds_service.cards.render import explain, render_cards
 from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
 from cds_service.consensus.fractures import FractureJudgement, judge_all
@@ -48,6 +48,20 @@ class Evaluation:
     topics: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     assessment: Assessment | None = None  # always set by evaluate (None only in test doubles)
+    language: str = "en"
+    data_cut: bool = False
+
+    def explanations(self) -> list[str]:
+        """Each card's full explanation (markdown), in the order of `response["cards"]`: what the card's
+        SMART app link, the preview and `osteo-cds evaluate` show beside the five-second card."""
+        if self.assessment is None:
+            return []
+        return explain(
+            self.assessment.findings,
+            self.assessment.facts.notes,
+            language=self.language,
+            data_cut=self.data_cut,
+        )
 
 
 def evaluate(
@@ -82,6 +96,8 @@ def evaluate(
         topics=[f.topic for f in assessment.findings],
         skipped=Counter(note.reason for note in assessment.facts.notes),
         assessment=assessment,
+        language=language or settings.language,
+        data_cut=data_cut,
     )
 
 

@@ -26,6 +26,8 @@ class Topic(NamedTuple):
     indicator: Indicator
     rules: tuple[str, ...]  # CONTRACT.md's "rules" column (CONSENSUS-RULES.md IDs)
     proposes_orders: bool = False  # CONTRACT.md suggestion table (orders-unknown note)
+    # The report's own words decide the card (a hedged fracture, a radiograph's bone loss): it quotes them.
+    quotes_report: bool = False
 
 
 _D, _R, _O = Group.DIAGNOSIS, Group.RECOMMENDATION, Group.ORDER
@@ -42,11 +44,13 @@ TOPICS: dict[str, Topic] = {
     "secondary-cause-workup": Topic(_R, "warning", ("POP-5", "DX-6", "QCT-6", "FX-1")),
     "qct-recommended": Topic(_R, "info", ("REC-QCT",), proposes_orders=True),
     "spine-radiograph-recommended": Topic(_R, "info", ("REC-SPINE-XR",), proposes_orders=True),
-    "bmd-measurement-recommended": Topic(_R, "info", ("REC-BMD",), proposes_orders=True),
+    "bmd-measurement-recommended": Topic(_R, "info", ("REC-BMD",), proposes_orders=True, quotes_report=True),
     "forearm-dxa-recommended": Topic(_R, "info", ("REC-FOREARM", "DXA-2"), proposes_orders=True),
-    "fracture-imaging-recommended": Topic(_R, "info", ("REC-CT-MRI", "FX-6", "FX-8"), proposes_orders=True),
+    "fracture-imaging-recommended": Topic(
+        _R, "info", ("REC-CT-MRI", "FX-6", "FX-8"), proposes_orders=True, quotes_report=True
+    ),
     "peripheral-screening-only": Topic(_R, "info", ("DX-4", "REC-PERIPHERAL")),
-    "vertebral-fracture-ecf-check": Topic(_R, "info", ("FX-4",)),
+    "vertebral-fracture-ecf-check": Topic(_R, "info", ("FX-4",), quotes_report=True),
     "cross-device-comparison": Topic(_R, "warning", ("DXA-5",)),
     # CONTRACT.md "Order hooks" (consensus/orders.py)
     "qct-instead-of-dxa": Topic(_O, "warning", ("REC-QCT",)),

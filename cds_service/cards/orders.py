@@ -26,15 +26,17 @@ def render_order_cards(
     texts = card_texts(language)
     cards = []
     for item in advice:
-        card = render_cards(
-            [item.finding], notes, language=language, patient_id=patient_id, data_cut=data_cut
-        )[0]
         words = texts["cards"][item.finding.topic]
-        if "order_summary" in words:  # a patient-view topic reused for an order (CONTRACT.md "Order hooks")
-            params = {key: str(value) for key, value in item.finding.params.items()}
-            card["summary"] = words["order_summary"].format_map(params)
-            _, _, rest = card["detail"].partition("\n\n")
-            card["detail"] = words["order_detail"].format_map(params) + ("\n\n" + rest if rest else "")
+        # A patient-view topic reused for an order (CONTRACT.md "Order hooks") has its order wording.
+        variant = "order_" if "order_summary" in words else ""
+        card = render_cards(
+            [item.finding],
+            notes,
+            language=language,
+            patient_id=patient_id,
+            data_cut=data_cut,
+            variant=variant,
+        )[0]
         # CONTRACT.md: override reasons on every card that advises (render.py gives them to recommendations).
         card.setdefault(
             "overrideReasons",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,11 +21,15 @@ from cds_service.consensus.bmd import (
 )
 from cds_service.consensus.findings import Evidence, Finding
 from cds_service.facts.model import DataNote
-from cds_service.topics import Group
+from cds_service.topics import TOPICS, Group
 
 TOPIC_SYSTEM = "urn:osteo-cds:finding"
 OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"
 SUMMARY_LIMIT = 139  # the spec says "<140 characters"
+BRIEF_EVIDENCE = 6  # evidence items a card names in words; the rest are in the full explanation
+QUOTE_LIMIT = 160  # characters of report text a card quotes
+# Evidence kinds whose site names the item itself ("scoliosis", "hip prosthesis"), with no measure before it.
+_SELF_NAMED = frozenset({"report", "condition", "device", "secondary-cause", "order"})
 _INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _COMPLEMENTARY_ORDERS = frozenset({"fracture-imaging-recommended"})
 # CONSENSUS-RULES.md §7: settings whose default is the consensus's own number (the rest are choices).
@@ -45,30 +50,65 @@ def render_cards(
     language: str,
     patient_id: str,
     data_cut: bool = False,
+    variant: str = "",
 ) -> list[dict[str, Any]]:
-    """Cards in display order: the diagnosis first, then recommendations by urgency."""
+    """Cards in display order: the diagnosis first, then recommendations by urgency.
+
+    Each card's detail is the five-second version (issue 17): what it is and what to do, the decisive
+    evidence in words, the notes that change how it must be read (each once per response), the rules.
+    The full explanation is `explain` (the SMART app, the preview). `variant` "order_" takes a topic's
+    order-hook wording (`order_summary`, `order_lead`, `order_detail`) where it has one."""
     texts = card_texts(language)
-    ordered = sorted(findings, key=lambda f: (f.group is not Group.DIAGNOSIS, _INDICATOR_ORDER[f.indicator]))
-    return [_card(f, notes, texts, patient_id, data_cut) for f in ordered]
+    shown: set[str] = set()  # reading notes already on an earlier card of this response
+    return [_card(f, notes, texts, patient_id, data_cut, shown, variant) for f in display_order(findings)]
+
+
+def display_order(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.group is not Group.DIAGNOSIS, _INDICATOR_ORDER[f.indicator]))
+
+
+def explain(
+    findings: Sequence[Finding],
+    notes: Sequence[DataNote],
+    *,
+    language: str,
+    data_cut: bool = False,
+    variant: str = "",
+) -> list[str]:
+    """The full explanation of each card, in `render_cards`'s order (markdown): the topic's whole text, the
+    evidence table with sources, the report text, every note, the rules, the settings that decided it and
+    the data not used. What the card's link (the SMART app) and the preview show."""
+    texts = card_texts(language)
+    return [
+        _explanation(f, notes, texts, _params(f, texts), data_cut, variant) for f in display_order(findings)
+    ]
 
 
 def _card(
-    finding: Finding, notes: Sequence[DataNote], texts: Mapping[str, Any], patient_id: str, data_cut: bool
+    finding: Finding,
+    notes: Sequence[DataNote],
+    texts: Mapping[str, Any],
+    patient_id: str,
+    data_cut: bool,
+    shown: set[str],
+    variant: str,
 ) -> dict[str, Any]:
     words = texts["cards"][finding.topic]
     fill = _params(finding, texts)
     # A finding may name a variant of its summary ("summary_provisional") in the texts.
-    variant = finding.params.get("summary_variant")
-    summary = words.get(f"summary_{variant}", words["summary"]).format_map(fill)
+    named = finding.params.get("summary_variant")
+    summary_key = f"{variant}summary" if f"{variant}summary" in words else "summary"
+    summary = words.get(f"summary_{named}", words[summary_key]).format_map(fill)
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
         "indicator": finding.indicator,
-        "detail": _detail(finding, notes, texts, fill, data_cut),
+        "detail": _brief(finding, notes, texts, fill, data_cut, shown, variant),
         "source": {
-            "label": texts["meta"]["source_label"],
+            # The service and rule-set versions on every card (issue 17), where the source is named.
+            "label": texts["meta"]["source_label"].format(version=__version__, ruleset=RULESET_REVISION),
             "url": CONSENSUS_URL,
             "topic": {
                 "system": TOPIC_SYSTEM,
@@ -130,11 +170,120 @@ def _number(value: float, measure: str) -> str:
     return faithful(value, 1, _SCORE_BOUNDARIES if measure != "bmi" else ())
 
 
-def _detail(
-    finding: Finding, notes: Sequence[DataNote], texts: Mapping[str, Any], fill: _Fill, data_cut: bool
+def _brief(
+    finding: Finding,
+    notes: Sequence[DataNote],
+    texts: Mapping[str, Any],
+    fill: _Fill,
+    data_cut: bool,
+    shown: set[str],
+    variant: str,
+) -> str:
+    """The card's detail (issue 17, CONTRACT.md "Cards"): what to do where the summary does not say it, the
+    decisive evidence in words, one short line per note that changes the reading (each once per response),
+    the data not used (counted, once per response), and one line of rule IDs. One paragraph, a line each
+    (CommonMark hard breaks), so that it stays short in a narrow card column."""
+    meta = texts["meta"]
+    words = texts["cards"][finding.topic]
+    lines = []
+    lead = words.get(f"{variant}lead", words["lead"]).format_map(fill)
+    if lead:
+        lines.append(lead)
+    evidence = _evidence_words(finding, texts)
+    if evidence:
+        lines.append(f"**{meta['evidence_label']}** {evidence}")
+    for key in _reading_notes(finding, notes, data_cut, texts["brief_notes"]):
+        if key not in shown:
+            shown.add(key)
+            lines.append("⚠ " + texts["brief_notes"][key].format_map(fill))
+    unused = Counter(n.reason for n in notes if n.reason not in texts["brief_notes"])
+    if unused and "data-notes" not in shown:
+        shown.add("data-notes")  # CONTRACT.md "Data the service reads": listed in full in the explanation
+        labels = texts["data_note_labels"]
+        counted = meta["list_separator"].join(f"{labels.get(r, r)} ({n})" for r, n in sorted(unused.items()))
+        lines.append(meta["data_notes_line"].format(count=unused.total(), reasons=counted))
+    lines.append(_rules_line(finding, texts))
+    return "\\\n".join(lines)  # a CommonMark hard line break ends each line
+
+
+def _reading_notes(
+    finding: Finding, notes: Sequence[DataNote], data_cut: bool, reading: Mapping[str, str]
+) -> list[str]:
+    """The notes that change how the card must be read (an assumption, an incomplete exam, a provisional
+    diagnosis, a FHIR query refused or cut): the keys of the texts' `[brief_notes]`, in a fixed order."""
+    keys = [*finding.notes, *(n.reason for n in notes), *(["data-cut"] if data_cut else [])]
+    return [key for key in dict.fromkeys(keys) if key in reading]
+
+
+def _rules_line(finding: Finding, texts: Mapping[str, Any]) -> str:
+    meta = texts["meta"]
+    line = str(meta["rules_line"]).format(rules=meta["list_separator"].join(finding.rules))
+    # Settings that are implementation choices are named as such on the card; the rest is in the app.
+    choices = [s for s in finding.settings if s.name not in CONSENSUS_VALUE_SETTINGS]
+    if choices:
+        named = meta["list_separator"].join(f"{s.name} = {escape_markdown(s.value, 40)}" for s in choices)
+        line += " · " + meta["choices_line"].format(settings=named)
+    return line
+
+
+def _evidence_words(finding: Finding, texts: Mapping[str, Any]) -> str:
+    """The evidence that decided, in words: items of one kind, date and source type together
+    ("T-score: femoral neck -3.1, total hip -2.6 — 2025-12-08, report"), at most BRIEF_EVIDENCE items; on
+    a card the report's words decide, the sentence that made it follows its item, hedging and all."""
+    meta = texts["meta"]
+    used = [e for e in finding.evidence if e.used]
+    quotes = _distinct_quotes(used) if TOPICS[finding.topic].quotes_report else []
+    quoted = quotes[0] if quotes else None
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    quote_of: dict[tuple[str, str, str], str] = {}
+    for e in used[:BRIEF_EVIDENCE]:
+        when = e.when.isoformat() if e.when else meta["unknown"]
+        sources = meta["list_separator"].join(
+            dict.fromkeys(_source_type(s, texts) for s in (e.source, *e.also_in))
+        )
+        measure = str(texts["measures"].get(e.kind, e.kind))
+        site = _site(e, texts)
+        if e.kind in _SELF_NAMED:  # "scoliosis — 2026-04-22, report"; a bare report: "imaging report — …"
+            item, label = escape_markdown(site or measure, 80), ""
+            sources = sources if site else ""
+        else:
+            value = f" {_value(e)}" if e.value is not None else ""
+            item, label = escape_markdown(site, 80) + value, measure
+        key = (label, when, sources)
+        groups.setdefault(key, []).append(item)
+        if e is quoted:
+            quote_of[key] = escape_markdown(e.quote or "", QUOTE_LIMIT)
+    segments = []
+    for key, items in groups.items():
+        label, when, sources = key
+        template = meta["evidence_dated"] if sources else meta["evidence_dated_bare"]
+        segment = template.format(items=meta["list_separator"].join(items), date=when, sources=sources)
+        if label:
+            segment = meta["evidence_labelled"].format(measure=label, rest=segment)
+        if key in quote_of:
+            segment = meta["evidence_quoted"].format(segment=segment, quote=quote_of[key])
+        segments.append(segment)
+    if len(used) > BRIEF_EVIDENCE:
+        segments.append(meta["more_evidence"].format(count=len(used) - BRIEF_EVIDENCE))
+    return str(meta["segment_separator"]).join(segments)
+
+
+def _source_type(source: str, texts: Mapping[str, Any]) -> str:
+    kind = source.partition("/")[0]
+    return str(texts["source_types"].get(kind, escape_markdown(kind, 40)))
+
+
+def _explanation(
+    finding: Finding,
+    notes: Sequence[DataNote],
+    texts: Mapping[str, Any],
+    fill: _Fill,
+    data_cut: bool,
+    variant: str,
 ) -> str:
     meta = texts["meta"]
-    parts: list[str] = [texts["cards"][finding.topic]["detail"].format_map(fill)]
+    words = texts["cards"][finding.topic]
+    parts: list[str] = [words.get(f"{variant}detail", words["detail"]).format_map(fill)]
     if finding.evidence:
         parts.append(f"**{meta['evidence_heading']}**\n\n" + _evidence_table(finding.evidence, texts))
     quotes = _distinct_quotes(finding.evidence)
@@ -183,27 +332,32 @@ def _evidence_table(evidence: Sequence[Evidence], texts: Mapping[str, Any]) -> s
     rows = [header, rule]
     for e in evidence:
         kind = texts["measures"].get(e.kind, e.kind)
-        if e.kind == "secondary-cause":
-            site = texts["causes"].get(e.region or "", e.region or "")
-        elif e.kind == "fracture":
-            name, _, levels = (e.region or "").partition(" ")
-            site = texts["regions"].get(name, name) + (f" {levels}" if levels else "")
-        else:
-            site = texts["regions"].get(e.region or "", e.region or "")
-        if e.side in texts["sides"]:  # "右髋骨折未测": the right hip, while the left one was measured
-            site = texts["sides"][e.side].format(site=site)
-        if e.value is None:
-            value = ""
-        elif e.unit == "Genant":
-            value = f"Genant {int(e.value)}"
-        else:
-            value = _number(e.value, e.kind)
+        site = _site(e, texts)
+        value = _value(e) if e.value is not None else ""
         when = e.when.isoformat() if e.when else meta["unknown"]
         counted = meta["counted_yes"] if e.used else meta["counted_no"]
         sources = escape_markdown(", ".join((e.source, *e.also_in)), 100 * (1 + len(e.also_in)))
         cells = [kind, escape_markdown(site, 60), value, when, sources, counted]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _site(e: Evidence, texts: Mapping[str, Any]) -> str:
+    if e.kind == "secondary-cause":
+        site = texts["causes"].get(e.region or "", e.region or "")
+    elif e.kind == "fracture":
+        name, _, levels = (e.region or "").partition(" ")
+        site = texts["regions"].get(name, name) + (f" {levels}" if levels else "")
+    else:
+        site = texts["regions"].get(e.region or "", e.region or "")
+    if e.side in texts["sides"]:  # "右髋骨折未测": the right hip, while the left one was measured
+        site = texts["sides"][e.side].format(site=site)
+    return str(site)
+
+
+def _value(e: Evidence) -> str:
+    assert e.value is not None
+    return f"Genant {int(e.value)}" if e.unit == "Genant" else _number(e.value, e.kind)
 
 
 def _suggestions(finding: Finding, texts: Mapping[str, Any], patient_id: str) -> list[dict[str, Any]]:

@@ -171,9 +171,12 @@ def evaluate_view() -> ResponseReturnValue:
     notes = []
     if isinstance(document, dict) and "hook" in document and not document.get("prefetch"):
         notes.append("no_prefetch")
+    cards = [_card_view(card, language) for card in evaluation.response["cards"]]
+    for view, explanation in zip(cards, evaluation.explanations(), strict=True):
+        view["explanation_html"] = markdown_to_safe_html(explanation)
     payload = {
         "lang": language,
-        "cards": [_card_view(card, language) for card in evaluation.response["cards"]],
+        "cards": cards,
         "topics": [card["source"]["topic"]["code"] for card in evaluation.response["cards"]],
         "chart_svg": render_svg(assessment_chart_model(evaluation.assessment, language)),
         "notes": notes,

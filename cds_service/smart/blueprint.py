@@ -217,6 +217,8 @@ def page() -> ResponseReturnValue:
     assert evaluation.assessment is not None  # engine.evaluate always gives it
     _audit().get().record_app_view(str(session["user"]), patient, iss)
     cards = evaluation.response["cards"]
+    # The card's full explanation (its detail is the five-second version), in the cards' order.
+    explanations = evaluation.explanations()
     shown, note = focus(cards, session.get("app_context"), show_all="all" in request.args)
     return render_template(
         "smart/app.html",
@@ -225,7 +227,11 @@ def page() -> ResponseReturnValue:
         words=words,
         note=words[note] if note else None,
         data_cut=gathered.data_cut or bool(gathered.omitted),
-        cards=[_card_view(card) for card in shown],
+        cards=[
+            _card_view(card, explanation)
+            for card, explanation in zip(cards, explanations, strict=True)
+            if any(card is chosen for chosen in shown)
+        ],
         all_count=len(cards),
         focused=len(shown) < len(cards),
         chart_svg=Markup(render_svg(assessment_chart_model(evaluation.assessment, language))),
@@ -377,14 +383,14 @@ def _topic(card: dict[str, Any]) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _card_view(card: dict[str, Any]) -> dict[str, Any]:
+def _card_view(card: dict[str, Any], explanation: str) -> dict[str, Any]:
     return {
         "topic": _topic(card),
         "title": card.get("source", {}).get("topic", {}).get("display"),
         "indicator": card.get("indicator"),
         "summary": card.get("summary"),
-        # The card's detail is its full explanation (evidence table, notes, rules, settings, skipped data).
-        "explanation_html": Markup(markdown_to_safe_html(card.get("detail", ""))),
+        # The full explanation: evidence table, report text, every note, rules, settings, skipped data.
+        "explanation_html": Markup(markdown_to_safe_html(explanation)),
     }
 
 

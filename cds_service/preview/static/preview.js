@@ -143,6 +143,14 @@
     footer.appendChild(document.createTextNode(" · " + ui.topic + ": "));
     footer.appendChild(el("code", null, card.topic));
     article.appendChild(footer);
+    if (card.explanation_html) {
+      var full = el("details", "card-explanation");
+      full.appendChild(el("summary", null, ui.show_explanation));
+      var body = el("div", "card-explanation-body");
+      body.innerHTML = card.explanation_html; // markdown without raw HTML, sanitised by nh3 on the server
+      full.appendChild(body);
+      article.appendChild(full);
+    }
     var raw = el("details", "card-json");
     raw.appendChild(el("summary", null, ui.show_json));
     raw.appendChild(el("pre", null, JSON.stringify(card.raw, null, 2)));
