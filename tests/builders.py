@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from cds_service.cards.texts import card_texts
 from cds_service.consensus.assessment import assess
 from cds_service.consensus.findings import Finding
 from cds_service.engine import Evaluation, evaluate
@@ -528,3 +530,15 @@ def medication(
         resource[key] = [{"route": {"text": route}}]
     resource.update(extra)
     return resource
+
+
+def cited_rules(detail: str) -> list[str]:
+    """The rule IDs on a card's one line of rules (CONTRACT.md "Cards": rule IDs in `detail`), in either
+    language; the line ends at its first " · " (the implementation-choice settings follow there)."""
+    for language in ("en", "zh-CN"):
+        heading = card_texts(language)["meta"]["rules_heading"]
+        index = detail.find(heading)
+        if index >= 0:
+            line = detail[index + len(heading) :].split("\n", 1)[0].split(" · ", 1)[0]
+            return [part.strip(" *:：\\") for part in re.split("[,、]", line) if part.strip(" *:：\\")]
+    return []

@@ -186,7 +186,7 @@ def _brief(
     meta = texts["meta"]
     words = texts["cards"][finding.topic]
     lines = []
-    lead = words.get(f"{variant}lead", words["lead"]).format_map(fill)
+    lead = words.get(f"{variant}lead", words.get("lead", "")).format_map(fill)  # none: the summary says it
     if lead:
         lines.append(lead)
     evidence = _evidence_words(finding, texts)

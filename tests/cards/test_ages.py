@@ -13,8 +13,17 @@ EXAM = "2024-01-10"
 
 
 def _cards(resources: list[dict[str, Any]], language: str) -> dict[str, str]:
+    """Each card's summary, detail and full explanation (what the SMART app shows), by topic."""
+    result = evaluate_resources(resources, language=language)
+    return {
+        c["source"]["topic"]["code"]: c["summary"] + "\n" + c["detail"] + "\n" + explanation
+        for c, explanation in zip(result.response["cards"], result.explanations(), strict=True)
+    }
+
+
+def _details(resources: list[dict[str, Any]], language: str) -> dict[str, str]:
     cards = evaluate_resources(resources, language=language).response["cards"]
-    return {c["source"]["topic"]["code"]: c["summary"] + "\n" + c["detail"] for c in cards}
+    return {c["source"]["topic"]["code"]: c["detail"] for c in cards}
 
 
 @pytest.mark.parametrize(
@@ -51,6 +60,34 @@ def test_pop_ages_say_at_the_exam(
 ) -> None:
     assert en in _cards([who, score], "en")[topic]
     assert zh in _cards([who, score], "zh-CN")[topic]
+
+
+@pytest.mark.parametrize(
+    ("who", "score", "topic", "en", "zh"),
+    [
+        pytest.param(
+            patient(gender="female", birth_date=born(69, on=EXAM)),
+            t_score(-2.7, when=EXAM),
+            "osteoporosis-bmd",
+            "assumed postmenopausal, aged 69 at the exam (POP-4)",
+            "未记录绝经：检查时69岁，**假定为绝经后**（POP-4）",
+            id="POP-4 assumed postmenopausal: the card's own line says at the exam",
+        ),
+        pytest.param(
+            patient(gender="female", birth_date=born(45, on=EXAM)),
+            z_score(-2.3, when=EXAM),
+            "below-expected-range-for-age",
+            "taken as premenopausal, aged 45 at the exam (POP-4)",
+            "检查时45岁，按年龄视为绝经前（POP-4）",
+            id="POP-4 premenopausal by age: the card's own line says at the exam",
+        ),
+    ],
+)
+def test_an_assumption_on_the_card_says_which_age(
+    who: dict[str, Any], score: dict[str, Any], topic: str, en: str, zh: str
+) -> None:
+    assert en in _details([who, score], "en")[topic]
+    assert zh in _details([who, score], "zh-CN")[topic]
 
 
 def test_rec_spine_xr_age_says_today() -> None:

@@ -41,10 +41,16 @@ def test_orders_unknown_is_named_on_order_cards_only() -> None:
     from tests.builders import make_settings
 
     settings: Settings = make_settings()
-    response = engine.evaluate([MAN_70, DOUBTFUL], "p1", settings, orders_unknown=True).response
-    for card in response["cards"]:
-        named = "check that this order has not been placed already" in card["detail"]
-        assert named == (topic_of(card) in {"fracture-imaging-recommended", "spine-radiograph-recommended"})
+    result = engine.evaluate([MAN_70, DOUBTFUL], "p1", settings, orders_unknown=True)
+    order_topics = {"fracture-imaging-recommended", "spine-radiograph-recommended"}
+    for card, explanation in zip(result.response["cards"], result.explanations(), strict=True):
+        named = "check that this order has not been placed already" in explanation
+        assert named == (topic_of(card) in order_topics)
+    # On the cards themselves: one short line, on the first order card only (not repeated in a response).
+    on_cards = [
+        topic_of(c) for c in result.response["cards"] if "check this is not already ordered" in c["detail"]
+    ]
+    assert len(on_cards) == 1 and on_cards[0] in order_topics
 
 
 def test_zh_cn_order_labels_and_notes_are_chinese_and_codes_unchanged() -> None:

@@ -25,8 +25,12 @@ def test_ruleset_revision_is_the_header_of_consensus_rules() -> None:
 @pytest.mark.parametrize("language", ["en", "zh-CN"])
 def test_every_card_names_service_version_and_ruleset_revision(language: str) -> None:
     person = patient(gender="female", birth_date="1950-01-01")
-    cards = evaluate_resources([person, t_score(-2.7)], language=language).response["cards"]
+    result = evaluate_resources([person, t_score(-2.7)], language=language)
+    cards = result.response["cards"]
     assert cards
-    for card in cards:
-        version_line = card["detail"].rstrip().splitlines()[-1]
+    for card, explanation in zip(cards, result.explanations(), strict=True):
+        # On the card where its source is named (the detail stays five seconds long), and in the explanation.
+        label = card["source"]["label"]
+        assert f"osteo-cds {__version__}" in label and RULESET_REVISION in label
+        version_line = explanation.rstrip().splitlines()[-1]
         assert __version__ in version_line and RULESET_REVISION in version_line

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.cards.render import render_cards
+from cds_service.cards.render import CONSENSUS_VALUE_SETTINGS, explain, render_cards
 from cds_service.consensus.findings import Evidence, Finding, SettingUse
 from cds_service.facts.model import DataNote
 from cds_service.topics import TOPIC_CODES
@@ -26,7 +26,18 @@ LANGUAGES = ("en", "zh-CN")
 SUMMARY_LIMIT = 140  # CONTRACT.md: summary shorter than 140 characters
 
 # Strings whose zh-CN value may legitimately carry no Chinese characters (pure format strings).
-NO_CJK_ALLOWED = {("meta", "version_line")}
+NO_CJK_ALLOWED = {
+    ("meta", key)
+    for key in (
+        "version_line",
+        "evidence_dated",
+        "evidence_dated_bare",
+        "evidence_labelled",
+        "evidence_quoted",
+        "list_separator",
+        "segment_separator",
+    )
+}
 
 # Worst-case lengths of the values the Python fills into summary templates (the brief of the texts).
 WORST_CASE_FILL = {
@@ -211,8 +222,18 @@ def test_every_note_data_note_and_setting_renders(texts: dict[str, dict[str, Any
         DataNote(f"Observation/{i}", reason, "HU") for i, reason in enumerate(doc["data_notes"])
     )
     detail = _render(language, finding, data_notes)["detail"]
-    assert "{" not in detail
+    [explanation] = explain([finding], data_notes, language=language)
+    assert "{" not in detail and "{" not in explanation
+    # The full explanation has every note, column and setting; the card has the short line of each note
+    # that changes the reading, the count of each kind of data not used, and the implementation choices.
     for text in [*doc["notes"].values(), *doc["meta"]["evidence_columns"]]:
-        assert text.split("{")[0] in detail
+        assert text.split("{")[0] in explanation
     for name in setting_names:
-        assert doc["settings"][name] in detail
+        assert doc["settings"][name] in explanation
+    for key, text in doc["brief_notes"].items():
+        if key in doc["notes"] or key in doc["data_notes"]:
+            assert text.split("{")[0] in detail, key
+    for key, label in doc["data_note_labels"].items():
+        assert label in detail or key in doc["brief_notes"], key
+    for name in setting_names:
+        assert (name in detail) is (name not in CONSENSUS_VALUE_SETTINGS), name

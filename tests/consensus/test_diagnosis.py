@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cds_service.cards.render import CONSENSUS_VALUE_SETTINGS
 from cds_service.consensus.findings import Finding, OrderProposal
 from cds_service.facts.model import ProposedOrder
 from tests.builders import (
@@ -162,15 +163,19 @@ def test_value_shown_on_the_card_is_in_the_cards_category(resource: dict[str, An
 )
 def test_every_card_cites_its_rule_ids_and_settings(resources: list[dict[str, Any]], language: str) -> None:
     findings = {f.topic: f for f in findings_of(resources)}
-    cards = evaluate_resources(resources, language=language).response["cards"]
+    result = evaluate_resources(resources, language=language)
+    cards = result.response["cards"]
     assert {topic_of(c) for c in cards} == set(findings)
-    for card in cards:
+    for card, explanation in zip(cards, result.explanations(), strict=True):
         finding = findings[topic_of(card)]
         assert finding.rules
         for rule in finding.rules:
             assert rule in card["detail"], (finding.topic, rule)
         for setting in finding.settings:
-            assert setting.name in card["detail"], (finding.topic, setting.name)
+            # Every setting in the full explanation; on the card, those that are implementation choices.
+            assert setting.name in explanation, (finding.topic, setting.name)
+            if setting.name not in CONSENSUS_VALUE_SETTINGS:
+                assert setting.name in card["detail"], (finding.topic, setting.name)
 
 
 def test_assumed_menopause_card_names_the_setting() -> None:
@@ -196,8 +201,12 @@ def test_skipped_items_are_listed_on_the_cards_given(skipped: dict[str, Any]) ->
     result = evaluate_resources(resources)
     cards = result.response["cards"]
     assert len(cards) >= 2
-    for card in cards:
-        assert "Observation/skipped" in card["detail"].replace("\\", "")
+    # CONTRACT.md: listed in the data notes of the full explanation of every card, and counted in one
+    # short line on the first card (issue 17: a note is not repeated on every card of a response).
+    for explanation in result.explanations():
+        assert "Observation/skipped" in explanation.replace("\\", "")
+    assert "Data not used: 1" in cards[0]["detail"]
+    assert not any("Data not used" in card["detail"] for card in cards[1:])
     assert sum(result.skipped.values()) == 1
 
 

@@ -242,8 +242,10 @@ def test_dxa1_a_repeat_exam_months_later_is_a_new_exam() -> None:
 
 def test_a_preliminary_imaging_report_is_listed_in_the_data_notes() -> None:
     preliminary = report("L1椎体压缩性骨折。") | {"status": "preliminary"}
-    response = evaluate_resources([WOMAN_68, preliminary, t_score(-1.8, when=DAY)]).response
-    assert any("DiagnosticReport/dr1" in card["detail"] for card in response["cards"])
+    result = evaluate_resources([WOMAN_68, preliminary, t_score(-1.8, when=DAY)])
+    # The full explanation lists it; the first card counts it (CONTRACT.md "Cards", issue 17).
+    assert all("DiagnosticReport/dr1" in text for text in result.explanations())
+    assert "Data not used: 1 — status not final or cancelled (1)" in result.response["cards"][0]["detail"]
 
 
 def test_pop3_a_young_hip_fracture_leads_to_the_work_up_and_says_why() -> None:
@@ -278,12 +280,18 @@ def test_dx4_qus_named_by_its_local_code_text_is_not_bmd() -> None:
 
 
 def test_spine_xr_age_is_named_as_the_consensus_value() -> None:
-    response = evaluate_resources([MAN_70]).response
-    [card] = [c for c in response["cards"] if c["source"]["topic"]["code"] == "spine-radiograph-recommended"]
+    result = evaluate_resources([MAN_70])
+    cards = result.response["cards"]
+    [index] = [
+        i for i, c in enumerate(cards) if c["source"]["topic"]["code"] == "spine-radiograph-recommended"
+    ]
     assert (
         "`OSTEO_CDS_SPINE_XR_AGE` = 60: age for spine radiographs (REC-SPINE-XR) (the consensus's own value)"
-        in (card["detail"])
+        in result.explanations()[index]
     )
+    # The card itself names only the implementation choices among its settings.
+    assert "OSTEO_CDS_SPINE_XR_AGE" not in cards[index]["detail"]
+    assert "implementation choice: OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS = 36" in cards[index]["detail"]
 
 
 def test_the_qct_card_stands_whether_or_not_the_bmd_card_is_switched_off() -> None:
@@ -305,7 +313,9 @@ def test_bmd_lookback_lists_what_it_leaves_out() -> None:
 
     settings = make_settings(clinical=ClinicalSettings(bmd_lookback_months=24))
     old = t_score(-2.8, when="2020-01-01")
-    response = evaluate_resources([MAN_70, old], settings=settings).response
+    result = evaluate_resources([MAN_70, old], settings=settings)
+    response = result.response
     assert "osteoporosis-bmd" not in card_topics(response)
     assert response["cards"], "the spine card is still given"
-    assert all("OSTEO_CDS_BMD_LOOKBACK_MONTHS" in card["detail"] for card in response["cards"])
+    assert all("OSTEO_CDS_BMD_LOOKBACK_MONTHS" in text for text in result.explanations())
+    assert "older than the BMD look-back (1)" in response["cards"][0]["detail"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.cards.texts import card_texts
 from cds_service.settings import ClinicalSettings
 from tests.builders import (
     attachment,
@@ -68,11 +69,17 @@ TEXT_AND_OBSERVATIONS = [
 def test_text_gives_the_card_of_the_same_observations(
     report: dict[str, Any], observations: list[dict[str, Any]], topic: str, quote: str, language: str
 ) -> None:
-    from_text = evaluate_resources([P1, report], language=language).response
+    result = evaluate_resources([P1, report], language=language)
+    from_text = result.response
     from_observations = evaluate_resources([P1, *observations], language=language).response
     assert diagnosis_topics(from_text) == diagnosis_topics(from_observations) == [topic]
-    card = next(c for c in from_text["cards"] if c["source"]["topic"]["code"] == topic)
-    assert quote in card["detail"].replace("\\", "")  # the quote is shown, Markdown-escaped
+    index = next(i for i, c in enumerate(from_text["cards"]) if c["source"]["topic"]["code"] == topic)
+    # The card names the values and that they come from a report or document; the full explanation quotes
+    # the sentence, Markdown-escaped.
+    source_types = card_texts(language)["source_types"]
+    detail = from_text["cards"][index]["detail"]
+    assert source_types["DiagnosticReport"] in detail or source_types["DocumentReference"] in detail
+    assert quote in result.explanations()[index].replace("\\", "")
 
 
 @pytest.mark.parametrize(("report", "observations", "topic", "quote"), TEXT_AND_OBSERVATIONS)
@@ -82,8 +89,9 @@ def test_discrete_values_win_over_the_text_of_the_same_exam(
     diagnosis = diagnosis_of(findings_of([P1, report, *observations]))
     assert diagnosis is not None and diagnosis.topic == topic
     assert not any(e.quote for e in diagnosis.evidence)  # the text is not counted a second time
-    notes = evaluate_resources([P1, report, *observations]).response["cards"][0]["detail"]
-    assert "not counted again" in notes
+    result = evaluate_resources([P1, report, *observations])
+    assert "not counted again" in result.explanations()[0]
+    assert "report-text values not counted twice (1)" in result.response["cards"][0]["detail"]
 
 
 # --- a value present but unreadable: no category from that exam ------------------------------------

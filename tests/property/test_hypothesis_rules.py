@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards.texts import card_texts
 from cds_service.facts.codemap import parse_code_map
 from cds_service.facts.valuesets import (
     BODY_SITE_REGIONS,
@@ -46,6 +45,7 @@ from cds_service.facts.valuesets import (
     VERTEBRA_SNOMED,
 )
 from cds_service.topics import TOPIC_CODES, TOPICS, Group
+from tests import builders
 from tests.builders import (
     ICD10,
     LOCAL,
@@ -122,13 +122,8 @@ def consensus_rule_ids() -> frozenset[str] | None:
 
 
 def cited_rules(card: dict[str, Any], language: str) -> list[str]:
-    """The rule IDs on the card's "consensus rules" line."""
-    heading = card_texts(language)["meta"]["rules_heading"]
-    index = card["detail"].find(heading)
-    if index < 0:
-        return []
-    line = card["detail"][index + len(heading) :].split("\n", 1)[0]
-    return [part.strip(" *:：") for part in line.split(",") if part.strip(" *:：")]
+    """The rule IDs on the card's "consensus rules" line (in the card's language)."""
+    return builders.cited_rules(card["detail"])
 
 
 # --- strategies -------------------------------------------------------------------------------------------

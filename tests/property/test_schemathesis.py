@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cds_service.api.app import create_app
-from cds_service.cards.texts import card_texts
 from cds_service.settings import Settings
+from tests import builders
 from tests.conftest import EXAMPLES, check_cds_response
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,13 +84,7 @@ def consensus_rule_ids() -> frozenset[str] | None:
 
 def cited_rules(card: dict[str, Any]) -> list[str]:
     """The rule IDs on the card's "consensus rules" line (CONTRACT.md: rule IDs in `detail`)."""
-    for language in ("en", "zh-CN"):
-        heading = card_texts(language)["meta"]["rules_heading"]
-        index = card["detail"].find(heading)
-        if index >= 0:
-            line = card["detail"][index + len(heading) :].split("\n", 1)[0]
-            return [part.strip(" *:：") for part in line.split(",") if part.strip(" *:：")]
-    return []
+    return builders.cited_rules(card["detail"])
 
 
 def check_cards_beyond_schema(body: Any) -> None:
