@@ -37,6 +37,7 @@ from tests.builders import (
     DIAGNOSIS_TOPICS,
     TOPIC_SYSTEM,
     card_topics,
+    cited_rules,
     diagnosis_of,
     diagnosis_topics,
     evaluate_resources,
@@ -258,9 +259,7 @@ def test_cards_follow_the_contract(case: Case, language: str) -> None:
         assert isinstance(topic["code"], str)
         # CONTRACT.md "Cards": the detail ends with its one line of rule IDs; the reference is in the source
         # and, in full, in the explanation.
-        assert (
-            "Consensus rules:" in card["detail"].rstrip().splitlines()[-1] or "共识规则：" in card["detail"]
-        )
+        assert cited_rules(card["detail"].rstrip().splitlines()[-1])
         uuids.append(card["uuid"])
         if "suggestions" in card:
             assert card["selectionBehavior"] in {"at-most-one", "any"}

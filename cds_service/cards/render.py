@@ -28,6 +28,10 @@ OVERRIDE_SYSTEM = "urn:osteo-cds:override-reason"
 SUMMARY_LIMIT = 139  # the spec says "<140 characters"
 BRIEF_EVIDENCE = 6  # evidence items a card names in words; the rest are in the full explanation
 QUOTE_LIMIT = 160  # characters of report text a card quotes
+BRIEF_QUOTES = 2  # report sentences a card quotes (the finding's, and the radiologist's advice)
+# Data notes the card does not count as data not used: the report's BMD sentence whose values the exam's
+# discrete results already gave (nothing is missing; the explanation still lists it).
+QUIET = frozenset({"bmd-text-discrete-wins"})
 # Evidence kinds whose site names the item itself ("scoliosis", "hip prosthesis"), with no measure before it.
 _SELF_NAMED = frozenset({"report", "condition", "device", "secondary-cause", "order"})
 _INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -196,7 +200,9 @@ def _brief(
         if key not in shown:
             shown.add(key)
             lines.append("⚠ " + texts["brief_notes"][key].format_map(fill))
-    unused = Counter(n.reason for n in notes if n.reason not in texts["brief_notes"])
+    unused = Counter(
+        n.reason for n in notes if n.reason not in texts["brief_notes"] and n.reason not in QUIET
+    )
     if unused and "data-notes" not in shown:
         shown.add("data-notes")  # CONTRACT.md "Data the service reads": listed in full in the explanation
         labels = texts["data_note_labels"]
@@ -221,50 +227,57 @@ def _rules_line(finding: Finding, texts: Mapping[str, Any]) -> str:
     # Settings that are implementation choices are named as such on the card; the rest is in the app.
     choices = [s for s in finding.settings if s.name not in CONSENSUS_VALUE_SETTINGS]
     if choices:
-        named = meta["list_separator"].join(f"{s.name} = {escape_markdown(s.value, 40)}" for s in choices)
+        short = texts["settings_short"]
+        named = meta["list_separator"].join(
+            short.get(s.name, s.name + " = {value}").format(value=escape_markdown(s.value, 40))
+            for s in choices
+        )
         line += " · " + meta["choices_line"].format(settings=named)
     return line
 
 
 def _evidence_words(finding: Finding, texts: Mapping[str, Any]) -> str:
     """The evidence that decided, in words: items of one kind, date and source type together
-    ("T-score: femoral neck -3.1, total hip -2.6 — 2025-12-08, report"), at most BRIEF_EVIDENCE items; on
-    a card the report's words decide, the sentence that made it follows its item, hedging and all."""
+    ("T-score: femoral neck -3.1, total hip -2.6 — 2025-12-08, report"), at most BRIEF_EVIDENCE items, each
+    once (one fracture from a Genant result and a report is one item with both sources); on a card the
+    report's words decide, the sentence that made it follows its item, hedging and all."""
     meta = texts["meta"]
     used = [e for e in finding.evidence if e.used]
     quotes = _distinct_quotes(used) if TOPICS[finding.topic].quotes_report else []
-    quoted = quotes[0] if quotes else None
-    groups: dict[tuple[str, str, str], list[str]] = {}
-    quote_of: dict[tuple[str, str, str], str] = {}
-    for e in used[:BRIEF_EVIDENCE]:
+    items: dict[tuple[str, str, str], tuple[dict[str, None], str | None]] = {}  # (label, item, when)
+    for e in used:
         when = e.when.isoformat() if e.when else meta["unknown"]
-        sources = meta["list_separator"].join(
-            dict.fromkeys(_source_type(s, texts) for s in (e.source, *e.also_in))
-        )
         measure = str(texts["measures"].get(e.kind, e.kind))
         site = _site(e, texts)
         if e.kind in _SELF_NAMED:  # "scoliosis — 2026-04-22, report"; a bare report: "imaging report — …"
-            item, label = escape_markdown(site or measure, 80), ""
-            sources = sources if site else ""
+            label, item = "", escape_markdown(site or measure, 80)
         else:
             value = f" {_value(e)}" if e.value is not None else ""
-            item, label = escape_markdown(site, 80) + value, measure
-        key = (label, when, sources)
+            label, item = measure, escape_markdown(site, 80) + value
+        sources, quote = items.setdefault((label, item, when), ({}, None))
+        if site or e.kind not in _SELF_NAMED:
+            sources.update(dict.fromkeys(_source_type(s, texts) for s in (e.source, *e.also_in)))
+        if quote is None and any(e is q for q in quotes[:BRIEF_QUOTES]):
+            items[(label, item, when)] = (sources, escape_markdown(e.quote or "", QUOTE_LIMIT))
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    quote_of: dict[tuple[str, str, str], str] = {}
+    for (label, item, when), (kinds, quote) in list(items.items())[:BRIEF_EVIDENCE]:
+        key = (label, when, meta["list_separator"].join(kinds))
         groups.setdefault(key, []).append(item)
-        if e is quoted:
-            quote_of[key] = escape_markdown(e.quote or "", QUOTE_LIMIT)
+        if quote is not None:
+            quote_of[key] = quote
     segments = []
-    for key, items in groups.items():
-        label, when, sources = key
-        template = meta["evidence_dated"] if sources else meta["evidence_dated_bare"]
-        segment = template.format(items=meta["list_separator"].join(items), date=when, sources=sources)
+    for key, grouped in groups.items():
+        label, when, named = key
+        template = meta["evidence_dated"] if named else meta["evidence_dated_bare"]
+        segment = template.format(items=meta["list_separator"].join(grouped), date=when, sources=named)
         if label:
             segment = meta["evidence_labelled"].format(measure=label, rest=segment)
         if key in quote_of:
             segment = meta["evidence_quoted"].format(segment=segment, quote=quote_of[key])
         segments.append(segment)
-    if len(used) > BRIEF_EVIDENCE:
-        segments.append(meta["more_evidence"].format(count=len(used) - BRIEF_EVIDENCE))
+    if len(items) > BRIEF_EVIDENCE:
+        segments.append(meta["more_evidence"].format(count=len(items) - BRIEF_EVIDENCE))
     return str(meta["segment_separator"]).join(segments)
 
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.cards.render import CONSENSUS_VALUE_SETTINGS
+from cds_service.cards.texts import card_texts
 from cds_service.consensus.findings import Finding, OrderProposal
 from cds_service.facts.model import ProposedOrder
 from tests.builders import (
@@ -174,15 +175,19 @@ def test_every_card_cites_its_rule_ids_and_settings(resources: list[dict[str, An
         for setting in finding.settings:
             # Every setting in the full explanation; on the card, those that are implementation choices.
             assert setting.name in explanation, (finding.topic, setting.name)
-            if setting.name not in CONSENSUS_VALUE_SETTINGS:
-                assert setting.name in card["detail"], (finding.topic, setting.name)
+            if setting.name not in CONSENSUS_VALUE_SETTINGS:  # in a few words, with its value
+                short = card_texts(language)["settings_short"][setting.name].format(value=setting.value)
+                assert short in card["detail"], (finding.topic, setting.name)
 
 
 def test_assumed_menopause_card_names_the_setting() -> None:
     resources = [patient(gender="female", birth_date=born(55)), t_score(-2.7)]
-    [card] = [c for c in evaluate_resources(resources).response["cards"] if topic_of(c) == "osteoporosis-bmd"]
-    assert "OSTEO_CDS_MENOPAUSE_AGE" in card["detail"]
+    result = evaluate_resources(resources)
+    [index] = [i for i, c in enumerate(result.response["cards"]) if topic_of(c) == "osteoporosis-bmd"]
+    card = result.response["cards"][index]
+    assert "implementation choice: menopause assumed at 50" in card["detail"]
     assert "POP-4" in card["detail"]
+    assert "OSTEO_CDS_MENOPAUSE_AGE" in result.explanations()[index]
 
 
 @pytest.mark.parametrize(

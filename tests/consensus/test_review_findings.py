@@ -291,7 +291,7 @@ def test_spine_xr_age_is_named_as_the_consensus_value() -> None:
     )
     # The card itself names only the implementation choices among its settings.
     assert "OSTEO_CDS_SPINE_XR_AGE" not in cards[index]["detail"]
-    assert "implementation choice: OSTEO_CDS_SPINE_IMAGING_LOOKBACK_MONTHS = 36" in cards[index]["detail"]
+    assert "implementation choice: spine imaging look-back 36 months" in cards[index]["detail"]
 
 
 def test_the_qct_card_stands_whether_or_not_the_bmd_card_is_switched_off() -> None:

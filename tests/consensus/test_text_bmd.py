@@ -91,7 +91,9 @@ def test_discrete_values_win_over_the_text_of_the_same_exam(
     assert not any(e.quote for e in diagnosis.evidence)  # the text is not counted a second time
     result = evaluate_resources([P1, report, *observations])
     assert "not counted again" in result.explanations()[0]
-    assert "report-text values not counted twice (1)" in result.response["cards"][0]["detail"]
+    # Nothing is missing (the values were used, from the discrete results): not counted on the card (issue 17:
+    # He Yulan's "报告文字中的骨密度数值未重复计入" on every card was noise).
+    assert not any("Data not used" in card["detail"] for card in result.response["cards"])
 
 
 # --- a value present but unreadable: no category from that exam ------------------------------------
@@ -251,6 +253,8 @@ def test_the_glucocorticoid_threshold_is_a_setting() -> None:
 
 
 def test_the_card_names_the_threshold_as_an_implementation_choice() -> None:
-    response = evaluate_resources([P1, t_score(-2.7), medication("泼尼松片")]).response
-    card = next(c for c in response["cards"] if c["source"]["topic"]["code"] == "secondary-cause-workup")
-    assert "OSTEO_CDS_GLUCOCORTICOID_MONTHS" in card["detail"] and "implementation choice" in card["detail"]
+    result = evaluate_resources([P1, t_score(-2.7), medication("泼尼松片")])
+    cards = result.response["cards"]
+    index = next(i for i, c in enumerate(cards) if c["source"]["topic"]["code"] == "secondary-cause-workup")
+    assert "implementation choice: glucocorticoids for 3+ months" in cards[index]["detail"]
+    assert "OSTEO_CDS_GLUCOCORTICOID_MONTHS" in result.explanations()[index]
