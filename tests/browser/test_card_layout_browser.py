@@ -4,8 +4,8 @@ Every demonstration patient's cards, in both languages, are drawn the way the CD
 (its card column at a 1600x1100 window: a 724 px card, 20 + 16 px padding, 16 px text at line height 1.5,
 GitHub-flavoured markdown) and the detail's height is measured in lines. The sandbox's own frame around the
 detail (padding, the source line, the Dismiss row) is not ours and is not counted: docs/sandbox.md gives the
-whole-card heights measured in the sandbox itself. With OSTEO_CDS_UPDATE_SCREENSHOT=1 the pictures of the
-five patients of issue 17 are written to docs/img/cards-<patient>.png.
+whole-card heights measured in the sandbox itself (and its before/after pictures). The pictures of the five
+patients of issue 17 drawn here go to test-artifacts/cards-<patient>.png.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cds_service.facts.bundle import patient_data
 from cds_service.preview.demos import Demo, demo_settings, load_catalogue, read_demo
 from cds_service.preview.markup import markdown_to_safe_html
 from cds_service.settings import LANGUAGES, Settings
-from tests.browser.test_preview_browser import ARTIFACTS, CHROMIUM, ROOT, browser  # noqa: F401 - the fixture
+from tests.browser.test_preview_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401 - the fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -132,5 +132,3 @@ def test_card_pictures_of_the_issue_17_patients(page: Any, patient: str) -> None
     target = ARTIFACTS / f"cards-{patient}.png"
     page.locator("body").screenshot(path=str(target))
     assert target.stat().st_size < 300_000
-    if os.environ.get("OSTEO_CDS_UPDATE_SCREENSHOT") == "1":
-        (ROOT / "docs" / "img" / target.name).write_bytes(target.read_bytes())
