@@ -25,6 +25,7 @@ def render_order_cards(
 ) -> list[dict[str, Any]]:
     texts = card_texts(language)
     cards = []
+    shown: set[str] = set()  # a note that changes the reading is on the first card it concerns only
     for item in advice:
         words = texts["cards"][item.finding.topic]
         # A patient-view topic reused for an order (CONTRACT.md "Order hooks") has its order wording.
@@ -36,6 +37,7 @@ def render_order_cards(
             patient_id=patient_id,
             data_cut=data_cut,
             variant=variant,
+            shown=shown,
         )[0]
         # CONTRACT.md: override reasons on every card that advises (render.py gives them to recommendations).
         card.setdefault(

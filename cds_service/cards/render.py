@@ -55,15 +55,18 @@ def render_cards(
     patient_id: str,
     data_cut: bool = False,
     variant: str = "",
+    shown: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Cards in display order: the diagnosis first, then recommendations by urgency.
 
     Each card's detail is the five-second version (issue 17): what it is and what to do, the decisive
     evidence in words, the notes that change how it must be read (each once per response), the rules.
     The full explanation is `explain` (the SMART app, the preview). `variant` "order_" takes a topic's
-    order-hook wording (`order_summary`, `order_lead`, `order_detail`) where it has one."""
+    order-hook wording (`order_summary`, `order_lead`, `order_detail`) where it has one; `shown` holds the
+    reading notes already on an earlier card of the response (a caller rendering a response card by card
+    passes one set for all)."""
     texts = card_texts(language)
-    shown: set[str] = set()  # reading notes already on an earlier card of this response
+    shown = set() if shown is None else shown
     return [_card(f, notes, texts, patient_id, data_cut, shown, variant) for f in display_order(findings)]
 
 

@@ -382,3 +382,17 @@ def test_order_select_cards_concern_the_selections_only() -> None:
 def test_no_card_for_a_deceased_patient_or_an_unrelated_order() -> None:
     assert cards_of(bmi(36.0), drafts=[DXA], who=patient(birth_date=born(70, on=NOW), deceased=True)) == []
     assert cards_of(bmi(36.0), drafts=[draft(code=(SNOMED, "268556000"), text="Full blood count")]) == []
+
+
+def test_a_note_that_changes_the_reading_is_on_the_first_order_card_only() -> None:
+    # CONTRACT.md "Cards" / issue 17: a FHIR search cut by the page cap concerns every card, and is said once.
+    drafts = [draft("d2", cpt="76977"), CHEST_CT]
+    concerned = [f"ServiceRequest/{d['id']}" for d in drafts]
+    cards = engine.evaluate_orders([WOMAN_70], "p1", SETTINGS, drafts, concerned, data_cut=True).response[
+        "cards"
+    ]
+    assert len(cards) == 2
+    said = [
+        card["source"]["topic"]["code"] for card in cards if "older items may be missing" in card["detail"]
+    ]
+    assert said == [cards[0]["source"]["topic"]["code"]]
