@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cds_service.audit.store import AuditStore, Base, UtcDateTime, _now, _table
+from cds_service.audit.store import AuditStore, Base, UtcDateTime, _now, _table, execute_compiled
 from cds_service.fhir.onboarding import Coding
 
 PROG = "osteo-cds onboarding-report"
@@ -111,7 +111,7 @@ def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
     table = _table(UnrecognisedCoding)
     statement = _upsert(conn.dialect.name, table)
     if statement is not None:
-        conn.execute(statement, rows)
+        execute_compiled(conn, statement, rows)
         return
     for row in rows:  # other databases: read, then write
         key = [table.c[name] == row[name] for name in ("resource_type", "element", "system", "code")]
