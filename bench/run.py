@@ -496,9 +496,14 @@ def startup(name: str, env: Mapping[str, str], log: TextIO, runs: int) -> dict[s
 
 
 def run(
-    plan: Plan, workers: int, threads: int, startup_runs: int, baseline: Path | None = None
+    plan: Plan,
+    workers: int,
+    threads: int,
+    startup_runs: int,
+    baseline: Path | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
-    charts = {name: build() for name, build in CHARTS.items()}
+    charts = {name: build() for name, build in CHARTS.items() if not only or name in only}
     bodies = {
         name: orjson.dumps(chart.prefetch_request(PREFETCH_TEMPLATES)) for name, chart in charts.items()
     }
@@ -566,7 +571,7 @@ def run(
                     servers[name].wait_workers(workers)
                 with requests.Session() as session:
                     started = time.perf_counter()
-                    post(session, servers[SERVICE].url + SERVICE_PATH, bodies["typical"])
+                    post(session, servers[SERVICE].url + SERVICE_PATH, next(iter(bodies.values())))
                     results["first_call_ms"] = round((time.perf_counter() - started) * 1000, 1)
                 targets = {name: s.url + SERVICE_PATH for name, s in servers.items()}
                 results["sequential"] = {}
@@ -589,8 +594,12 @@ def run(
             finally:
                 for server in servers.values():
                     server.stop()
-    step("lever: narrowed Observation template (in-process)")
-    results["levers"] = {"narrowed_no_prefetch_long": narrowed_no_prefetch(charts["long"], plan.no_prefetch)}
+    results["levers"] = {}
+    if "long" in charts:
+        step("lever: narrowed Observation template (in-process)")
+        results["levers"]["narrowed_no_prefetch_long"] = narrowed_no_prefetch(
+            charts["long"], plan.no_prefetch
+        )
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["goals"] = goals(results)
     return results
@@ -708,14 +717,15 @@ def table(results: Mapping[str, Any]) -> str:
             + ", ".join(f"{w.get('RssAnon', 0):.0f}" for w in workers)
             + f"); master {mem[name]['master'].get('VmRSS', 0):.0f} MB"
         )
-    lever = results["levers"]["narrowed_no_prefetch_long"]
-    lines.append(
-        "lever, long chart without prefetch: "
-        + "; ".join(
-            f"{label}: {v['fhir_requests']:.0f} FHIR requests, gather p50 {v['gather']['p50']:.0f} ms"
-            for label, v in lever.items()
+    lever = results["levers"].get("narrowed_no_prefetch_long")
+    if lever is not None:
+        lines.append(
+            "lever, long chart without prefetch: "
+            + "; ".join(
+                f"{label}: {v['fhir_requests']:.0f} FHIR requests, gather p50 {v['gather']['p50']:.0f} ms"
+                for label, v in lever.items()
+            )
         )
-    )
     hostile = results["hostile_report_reading_ms"]
     worst = max(hostile, key=hostile.__getitem__)
     lines.append(
@@ -744,12 +754,19 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a copy of the tree from before a change (e.g. a git worktree): its service joins the run",
     )
+    parser.add_argument(
+        "--charts",
+        nargs="+",
+        choices=list(CHARTS),
+        default=[],
+        help="only these charts (default: all); e.g. --charts typical for a shorter A/B run",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the in-process parts would log every call
     gc.collect()
     started = time.perf_counter()
     plan = Plan.quick() if args.quick else Plan()
-    results = run(plan, args.workers, args.threads, 1 if args.quick else 3, args.baseline)
+    results = run(plan, args.workers, args.threads, 1 if args.quick else 3, args.baseline, args.charts)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, inspect, text
+from sqlalchemy.pool.base import _ConnectionFairy
 
 from cds_service.audit.feedback import FeedbackItem, parse_feedback
 from cds_service.audit.onboarding import onboarding_rows, record_response, record_unrecognised
@@ -70,19 +71,47 @@ def feedback_rows(store: AuditStore) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(text("SELECT * FROM feedback ORDER BY id"))]
 
 
+class _CursorSpy:
+    """A driver cursor that notes the first word of each statement it is given (execute or executemany)."""
+
+    def __init__(self, cursor: Any, seen: list[str]) -> None:
+        self._cursor = cursor
+        self._seen = seen
+
+    def execute(self, statement: str, *args: Any) -> Any:
+        self._seen.append(statement.split()[0])
+        return self._cursor.execute(statement, *args)
+
+    def executemany(self, statement: str, *args: Any) -> Any:
+        self._seen.append(statement.split()[0])
+        return self._cursor.executemany(statement, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
 def statements_of(store: AuditStore, action: Callable[[], None]) -> list[str]:
-    """BEGIN, COMMIT and the first word of each SQL statement `action` sends, in order."""
+    """BEGIN, COMMIT and the first word of each SQL statement `action` sends, in order.
+
+    Statements are seen at the driver's cursors of pooled connections: the audit records of a response go
+    there straight (compiled once), past SQLAlchemy's execution and its cursor events."""
     seen: list[str] = []
     listeners = {
         "begin": lambda conn: seen.append("BEGIN"),
         "commit": lambda conn: seen.append("COMMIT"),
-        "before_cursor_execute": lambda conn, cursor, statement, *_: seen.append(statement.split()[0]),
     }
     for name, listener in listeners.items():
         event.listen(store.engine, name, listener)
+    driver_cursor = _ConnectionFairy.cursor
+
+    def spied_cursor(fairy: _ConnectionFairy, *args: Any, **kwargs: Any) -> Any:
+        return _CursorSpy(driver_cursor(fairy, *args, **kwargs), seen)
+
+    _ConnectionFairy.cursor = spied_cursor  # type: ignore[method-assign]
     try:
         action()
     finally:
+        _ConnectionFairy.cursor = driver_cursor  # type: ignore[method-assign]
         for name, listener in listeners.items():
             event.remove(store.engine, name, listener)
     return seen
