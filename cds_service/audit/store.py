@@ -530,7 +530,8 @@ def execute_compiled(conn: Connection, statement: Insert, rows: Sequence[Mapping
         compiled = _COMPILED[dialect][statement] = _compile(statement, dialect)
     cursor = conn.connection.cursor()  # the driver's, in the connection's transaction
     try:
-        cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        parameters: list[Any] = [compiled.parameters(row) for row in rows]  # all tuples, or all dicts
+        cursor.executemany(compiled.sql, parameters)
     finally:
         cursor.close()
 
