@@ -151,3 +151,13 @@ def test_an_issue_time_is_stored_as_the_utc_instant(store: AuditStore, issued_at
     [row] = issued_rows(store)
     assert as_naive_utc(row[5]) == issued_at.astimezone(UTC).replace(tzinfo=None)
     assert [t.issued_at for t in store.issued_times()] == [issued_at.astimezone(UTC)]
+
+
+def test_only_sqlite_keeps_a_write_connection_between_transactions(store: AuditStore) -> None:
+    # Elsewhere each transaction checks a connection out of the pool, pre-pinged: a server may drop it.
+    with store.write() as first:
+        pass
+    with store.write() as second:
+        pass
+    assert (first is second) == (store.engine.dialect.name == "sqlite")
+    assert store.engine.pool._pre_ping == (store.engine.dialect.name != "sqlite")
