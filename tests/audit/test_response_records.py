@@ -96,7 +96,7 @@ def store(
 
 def issued_rows(store: AuditStore) -> list[tuple[Any, ...]]:
     with store.engine.connect() as conn:
-        columns = "card_uuid, hook_instance, service_id, topic_code, service_version, issued_at"
+        columns = "card_uuid, hook_instance, service_id, topic_code, service_version, issued_at, silent"
         return sorted(tuple(row) for row in conn.execute(text(f"SELECT {columns} FROM issued_card")))
 
 
@@ -120,6 +120,7 @@ def test_a_response_is_recorded_whole(store: AuditStore) -> None:
         ("b-2", long_hook[:MAX_HOOK_INSTANCE_LENGTH], SERVICE, "qct-recommended", VERSION),
     ]
     assert all(before <= as_naive_utc(row[5]) <= after for row in rows)  # stored as naive UTC
+    assert [bool(row[6]) for row in rows] == [False, False]  # shown
     counted = {
         (r.resource_type, r.element, r.system, r.code, r.display): r.count for r in onboarding_rows(store)
     }
@@ -161,3 +162,9 @@ def test_only_sqlite_keeps_a_write_connection_between_transactions(store: AuditS
         pass
     assert (first is second) == (store.engine.dialect.name == "sqlite")
     assert store.engine.pool._pre_ping == (store.engine.dialect.name != "sqlite")
+
+
+def test_silent_cards_are_recorded_as_silent(store: AuditStore) -> None:
+    record_response(store, Counter(), "hook-1", SERVICE, [("a-1", "normal-bmd")], VERSION, silent=True)
+    record_response(store, Counter(), "hook-2", SERVICE, [("b-2", "normal-bmd")], VERSION)
+    assert [(row[0], bool(row[6])) for row in issued_rows(store)] == [("a-1", True), ("b-2", False)]
