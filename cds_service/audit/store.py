@@ -213,7 +213,8 @@ class AuditStore:
         self._writer = engine.execution_options(**{_WRITE_OPTION: True})
         # SQLite: each thread keeps its write connection between transactions (see write()).
         self._kept = threading.local() if engine.dialect.name == "sqlite" else None
-        self._all_kept: list[Connection] = []
+        # Weakly: a thread that ends drops its connection, which goes back to the pool.
+        self._all_kept: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._kept_lock = threading.Lock()
 
     @classmethod
@@ -226,7 +227,8 @@ class AuditStore:
 
     def dispose(self) -> None:
         with self._kept_lock:
-            kept, self._all_kept = self._all_kept, []
+            kept = list(self._all_kept)
+            self._all_kept.clear()
         for conn in kept:
             conn.close()
         self.engine.dispose()
@@ -269,7 +271,7 @@ class AuditStore:
             conn = self._writer.connect()
             kept.conn, kept.pid = conn, os.getpid()
             with self._kept_lock:
-                self._all_kept.append(conn)
+                self._all_kept.add(conn)
         try:
             with conn.begin():
                 yield conn
@@ -277,7 +279,7 @@ class AuditStore:
             # Rolled back; the connection may be unusable (I/O error, full disk): the next write opens one.
             kept.conn = None
             with self._kept_lock:
-                self._all_kept = [c for c in self._all_kept if c is not conn]
+                self._all_kept.discard(conn)
             conn.close()
             raise
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -503,6 +504,20 @@ def test_each_thread_keeps_its_own_sqlite_write_connection(store: AuditStore) ->
     assert mine[0] is mine[1]
     assert theirs[0] is theirs[1]
     assert mine[0] is not theirs[0]
+
+
+def test_threads_that_end_give_their_write_connection_back(store: AuditStore) -> None:
+    # More threads than the pool holds (5 + 10 overflow): a connection kept by an ended thread would block
+    # every later check-out for the pool's timeout (shortened here), then fail.
+    store.engine.pool._timeout = 2  # type: ignore[attr-defined]
+    for i in range(25):
+        writer = threading.Thread(
+            target=store.record_issued,
+            args=(f"hook-{i}", SERVICE, [(card_id(f"t{i}"), "normal-bmd")], VERSION),
+        )
+        writer.start()
+        writer.join(timeout=60)
+    assert [row.issued for row in store.report(None, None)] == [25]
 
 
 def test_a_failed_write_leaves_no_record_and_the_next_one_opens_a_new_connection(store: AuditStore) -> None:
