@@ -7,11 +7,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-import threading
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,11 +210,6 @@ class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{_WRITE_OPTION: True})
-        # SQLite: each thread keeps its write connection between transactions (see write()).
-        self._kept = threading.local() if engine.dialect.name == "sqlite" else None
-        # Weakly: a thread that ends drops its connection, which goes back to the pool.
-        self._all_kept: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._kept_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> AuditStore:
@@ -226,11 +220,6 @@ class AuditStore:
         return store
 
     def dispose(self) -> None:
-        with self._kept_lock:
-            kept = list(self._all_kept)
-            self._all_kept.clear()
-        for conn in kept:
-            conn.close()
         self.engine.dispose()
 
     def record_issued(
@@ -253,35 +242,8 @@ class AuditStore:
             )
 
     def write(self) -> AbstractContextManager[Connection]:
-        """One write transaction (on SQLite it takes the write lock at BEGIN, see _on_begin).
-
-        On SQLite each thread keeps its connection between transactions: a file has no server that could
-        drop it (what the pre-ping guards against elsewhere), and checking a connection out of the pool and
-        back cost a quarter of a response's audit write (docs/performance.md, issue 12, fourth pass).
-        Elsewhere each transaction checks a connection out of the pool, pre-pinged."""
-        if self._kept is None:
-            return self._writer.begin()
-        return self._kept_write(self._kept)
-
-    @contextmanager
-    def _kept_write(self, kept: threading.local) -> Iterator[Connection]:
-        conn: Connection | None = getattr(kept, "conn", None)
-        # Never a connection opened before a fork(), nor one dispose() closed.
-        if conn is None or conn.closed or kept.pid != os.getpid():
-            conn = self._writer.connect()
-            kept.conn, kept.pid = conn, os.getpid()
-            with self._kept_lock:
-                self._all_kept.add(conn)
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            # Rolled back; the connection may be unusable (I/O error, full disk): the next write opens one.
-            kept.conn = None
-            with self._kept_lock:
-                self._all_kept.discard(conn)
-            conn.close()
-            raise
+        """One write transaction (on SQLite it takes the write lock at BEGIN, see _on_begin)."""
+        return self._writer.begin()
 
     def add_issued(
         self,

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.pool.base import _ConnectionFairy
 
 from cds_service.audit.feedback import FeedbackItem, parse_feedback
@@ -484,76 +481,3 @@ def test_a_store_created_before_the_silent_column_gets_it(url: str) -> None:
     [row] = store.report(None, None)
     assert (row.issued, row.silent) == (1, 1)
     AuditStore.from_url(url).dispose()  # opening again finds the column and changes nothing
-
-
-# --- the write connection each thread keeps on SQLite (issue 12, fourth pass) ---------------------------
-
-
-def _two_writes(store: AuditStore) -> tuple[Connection, Connection]:
-    with store.write() as first:
-        pass
-    with store.write() as second:
-        pass
-    return first, second
-
-
-def test_each_thread_keeps_its_own_sqlite_write_connection(store: AuditStore) -> None:
-    mine = _two_writes(store)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        theirs = pool.submit(_two_writes, store).result()
-    assert mine[0] is mine[1]
-    assert theirs[0] is theirs[1]
-    assert mine[0] is not theirs[0]
-
-
-def test_threads_that_end_give_their_write_connection_back(store: AuditStore) -> None:
-    # More threads than the pool holds (5 + 10 overflow): a connection kept by an ended thread would block
-    # every later check-out for the pool's timeout (shortened here), then fail.
-    store.engine.pool._timeout = 2  # type: ignore[attr-defined]
-    for i in range(25):
-        writer = threading.Thread(
-            target=store.record_issued,
-            args=(f"hook-{i}", SERVICE, [(card_id(f"t{i}"), "normal-bmd")], VERSION),
-        )
-        writer.start()
-        writer.join(timeout=60)
-    assert [row.issued for row in store.report(None, None)] == [25]
-
-
-def test_a_failed_write_leaves_no_record_and_the_next_one_opens_a_new_connection(store: AuditStore) -> None:
-    with pytest.raises(RuntimeError), store.write() as failed:
-        store.add_issued(failed, "hook-1", SERVICE, [(card_id("lost"), "osteoporosis-bmd")], VERSION)
-        raise RuntimeError("the write fails before its commit")
-    assert failed.closed
-    store.record_issued("hook-2", SERVICE, [(card_id("kept"), "normal-bmd")], VERSION)
-    assert [(row.topic_code, row.issued) for row in store.report(None, None)] == [("normal-bmd", 1)]
-    with store.write() as conn:
-        assert conn is not failed
-
-
-def test_dispose_closes_the_kept_connections_and_a_later_write_opens_another(store: AuditStore) -> None:
-    with store.write() as before:
-        pass
-    store.dispose()
-    assert before.closed
-    store.record_issued("hook-1", SERVICE, [(card_id("a"), "normal-bmd")], VERSION)
-    assert [row.issued for row in store.report(None, None)] == [1]
-
-
-def _write_after_fork(store: AuditStore, parent_connection: int) -> None:
-    with store.write() as conn:
-        # A connection opened before fork() shares the parent's file handles: the child opens its own.
-        if id(conn) == parent_connection:
-            os._exit(3)
-    store.record_issued("hook-child", SERVICE, [(card_id("child"), "normal-bmd")], VERSION)
-
-
-def test_a_forked_process_writes_through_its_own_connection(store: AuditStore) -> None:
-    with store.write() as parent:
-        store.add_issued(parent, "hook-parent", SERVICE, [(card_id("parent"), "normal-bmd")], VERSION)
-    child = multiprocessing.get_context("fork").Process(target=_write_after_fork, args=(store, id(parent)))
-    child.start()
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    store.record_issued("hook-parent-2", SERVICE, [(card_id("parent-2"), "normal-bmd")], VERSION)
-    assert [row.issued for row in store.report(None, None)] == [3]
