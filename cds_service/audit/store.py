@@ -521,7 +521,7 @@ def execute_compiled(conn: Connection, statement: Insert, rows: Sequence[Mapping
     columns' bind processors (those SQLAlchemy applies, e.g. UtcDateTime's and SQLite's DATETIME's) and
     hands the rows to the driver's cursor in one executemany, inside the connection's transaction (which
     SQLAlchemy still begins, commits or rolls back). Its execution events do not see these statements.
-    Measured: the audit write inside a request about 30 % cheaper (docs/performance.md, issue 12, fourth pass).
+    Measured: the audit write inside a request ~30 % cheaper (docs/performance.md, issue 12, fourth pass).
     """
     dialect = conn.dialect
     compiled = _COMPILED.setdefault(dialect, {}).get(statement)
