@@ -278,6 +278,10 @@ def test_page_shows_chart_and_explanation_without_the_token(
     assert "<svg" in html
     assert f'data-topic="{DIAGNOSIS}"' in html
     assert "DXA-3" in html  # the rule IDs of the full explanation
+    # Issue 17: the app shows what the five-second card leaves out — the evidence table with each source's
+    # id and the settings by their variable names.
+    assert "<table>" in html and "Observation/" in html
+    assert "OSTEO_CDS_" in html
     assert ACCESS_TOKEN not in html and "p1" not in page.headers.get("Location", "")
     assert f'lang="{language}"' in html
     # The record was read from the FHIR server with the token, through the query plan.
