@@ -14,6 +14,7 @@ from typing import Any
 from cds_service.facts.bmd_text import TextValue, read_bmd_text
 from cds_service.facts.codemap import CodeMap
 from cds_service.facts.fhirpath import (
+    Codings,
     JsonObject,
     as_dict,
     as_list,
@@ -191,9 +192,6 @@ def extract_facts(
     return facts
 
 
-# (system, code, display) of a CodeableConcept's codings, as `fhirpath.codings` gives them.
-Codings = tuple[tuple[str, str, str | None], ...]
-
 _READERS = {
     "Observation": "observation",
     "Condition": "condition",
@@ -253,7 +251,7 @@ class _Reader:
         if not self._may_count(resource):
             return  # no coding the reader knows (most vitals and labs): nothing to read, nothing to note
         source = resource_key(resource)
-        found = tuple(codings(resource.get("code")))  # read once: the code is looked up three ways
+        found = codings(resource.get("code"))  # read once: the code is looked up three ways
         concept = self._concept(found)
         own = self._kind(concept, found)
         vital = _vital_code(found, self.code_map)
@@ -261,7 +259,7 @@ class _Reader:
             (self._kind(self._concept(comp_found), comp_found), comp)
             for comp in map(as_dict, as_list(resource.get("component")))
             if comp is not None
-            for comp_found in (tuple(codings(comp.get("code"))),)
+            for comp_found in (codings(comp.get("code")),)
         ]
         recognised_components = [(kind, comp) for kind, comp in components if kind is not None]
         genant = concept == "genant-grade"

@@ -46,7 +46,7 @@ def unrecognised_codings(resources: Iterable[Mapping[str, Any]], code_map: CodeM
         else:
             continue
         code = resource.get("code")
-        found = list(codings(code))
+        found = codings(code)
         if not any(_recognised(system, value, known, code_map) for system, value, _ in found):
             for system, value, display in found:
                 counts[(str(kind), "code", system, value, (display or "")[:MAX_DISPLAY])] += 1
