@@ -349,6 +349,35 @@ def test_configured_logging_writes_json_lines(capsys: pytest.CaptureFixture[str]
     assert line["logger"] == "cds_service.test" and "time" in line
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param(
+            {"cards": {"osteoporosis-bmd": 1}}, {"cards": {"osteoporosis-bmd": 1}}, id="logs: counts"
+        ),
+        pytest.param(
+            {"auth_issuer": "https://ehr.例子"}, {"auth_issuer": "https://ehr.例子"}, id="logs: UTF-8 kept"
+        ),
+        pytest.param(
+            {"auth_tenant": "t\ud800"}, {"auth_tenant": "t\ud800"}, id="logs: lone surrogate (json fallback)"
+        ),
+        pytest.param({"count": 2**70}, {"count": 2**70}, id="logs: integer beyond 64 bits (json fallback)"),
+    ],
+)
+def test_a_log_line_is_one_json_object_whatever_its_fields(
+    extra: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    record = logging.LogRecord("cds_service.test", logging.INFO, __file__, 1, "hello %s", ("there",), None)
+    record.__dict__.update(extra)
+    text = observability.json_formatter().format(record)
+    assert "\n" not in text
+    line = json.loads(text)
+    assert (
+        line["message"] == "hello there" and line["level"] == "INFO" and line["logger"] == "cds_service.test"
+    )
+    assert line["time"].endswith("+00:00") and {k: line[k] for k in expected} == expected
+
+
 # --- readiness ---------------------------------------------------------------------------------------------
 
 
