@@ -203,14 +203,17 @@ def _brief(
         if key not in shown:
             shown.add(key)
             lines.append("⚠ " + texts["brief_notes"][key].format_map(fill))
-    unused = Counter(
-        n.reason for n in notes if n.reason not in texts["brief_notes"] and n.reason not in QUIET
-    )
-    if unused and "data-notes" not in shown:
-        shown.add("data-notes")  # CONTRACT.md "Data the service reads": listed in full in the explanation
-        labels = texts["data_note_labels"]
-        counted = meta["list_separator"].join(f"{labels.get(r, r)} ({n})" for r, n in sorted(unused.items()))
-        lines.append(meta["data_notes_line"].format(count=unused.total(), reasons=counted))
+    if "data-notes" not in shown:  # counted once per response, on its first card
+        unused = Counter(
+            n.reason for n in notes if n.reason not in texts["brief_notes"] and n.reason not in QUIET
+        )
+        if unused:
+            shown.add("data-notes")  # CONTRACT.md "Data the service reads": listed in full in the explanation
+            labels = texts["data_note_labels"]
+            counted = meta["list_separator"].join(
+                f"{labels.get(r, r)} ({n})" for r, n in sorted(unused.items())
+            )
+            lines.append(meta["data_notes_line"].format(count=unused.total(), reasons=counted))
     lines.append(_rules_line(finding, texts))
     return "\\\n".join(lines)  # a CommonMark hard line break ends each line
 
