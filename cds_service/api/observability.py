@@ -34,6 +34,7 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 from cds_service.engine import Evaluation
 from cds_service.fhir import client as fhir_client
+from cds_service.hooks.patient_view import HookFigures
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class RequestFigures:
     fhir_failures: int = 0
     cards: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    hook: HookFigures | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_search(self, ok: bool) -> None:
@@ -168,6 +170,27 @@ def _figures() -> RequestFigures | None:
         return None
     figures = g.get("osteo_figures")
     return figures if isinstance(figures, RequestFigures) else None
+
+
+def record_hook_figures(figures: HookFigures) -> None:
+    """A hook call's counts and timings, for the request's one log line."""
+    current = _figures()
+    if current is not None:
+        current.hook = figures
+
+
+def _hook_fields(figures: HookFigures) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "resources": figures.resources,
+        "sources": figures.sources,
+        "gather_ms": round(figures.gather_ms, 1),
+        "evaluate_ms": round(figures.evaluate_ms, 1),
+    }
+    if figures.drafts is not None:
+        fields["drafts"] = figures.drafts
+    if figures.data_cut:
+        fields["data_cut"] = True
+    return fields
 
 
 def record_evaluation(evaluation: Evaluation) -> None:
@@ -284,6 +307,8 @@ def register_request_observation(app: Flask, settings: Settings, known_service_i
         }
         figures = g.get("osteo_figures")
         if isinstance(figures, RequestFigures):
+            if figures.hook is not None:
+                fields.update(_hook_fields(figures.hook))
             if figures.fhir_searches:
                 fields["fhir_searches"] = figures.fhir_searches
                 fields["fhir_failures"] = figures.fhir_failures

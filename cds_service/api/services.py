@@ -99,9 +99,17 @@ def call_service(service_id: str) -> Response:
     unrecognised: list[Counter[Coding]] = []  # written with the issued cards, in one transaction
     try:
         if order_call is not None:
-            evaluation = orders.handle(order_call, settings, language, unrecognised.append)
+            evaluation = orders.handle(
+                order_call, settings, language, unrecognised.append, observability.record_hook_figures
+            )
         else:
-            evaluation = patient_view.handle(hook_request.to_call(), settings, language, unrecognised.append)
+            evaluation = patient_view.handle(
+                hook_request.to_call(),
+                settings,
+                language,
+                unrecognised.append,
+                observability.record_hook_figures,
+            )
     except FhirServerRefused as exc:
         return error_response(400, "forbidden", str(exc))
     except DataUnavailable as exc:

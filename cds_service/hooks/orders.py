@@ -8,7 +8,6 @@ them) and are not "on the chart" (their ids are taken out of the gathered Servic
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +18,6 @@ from cds_service import engine
 from cds_service.fhir.onboarding import Coding
 from cds_service.hooks import patient_view
 from cds_service.settings import Settings
-
-log = logging.getLogger(__name__)
 
 SELECT_ID, SELECT_HOOK = "osteoporosis-order-select", "order-select"
 SIGN_ID, SIGN_HOOK = "osteoporosis-order-sign", "order-sign"
@@ -68,12 +65,14 @@ def handle(
     settings: Settings,
     language: str,
     on_unrecognised: Callable[[Counter[Coding]], None] | None = None,
+    on_figures: Callable[[patient_view.HookFigures], None] | None = None,
 ) -> engine.Evaluation:
     """Gather the record as patient-view does (raises DataUnavailable / FhirServerRefused), then judge the
-    drafts."""
+    drafts; `on_figures` as patient-view's."""
     started = time.monotonic()
     record = call.record
     gathered = patient_view.gather(record, settings, on_unrecognised)
+    gathered_at = time.monotonic()
     evaluation = engine.evaluate_orders(
         gathered.resources,
         record.patient_id,
@@ -85,11 +84,6 @@ def handle(
         orders_unknown=any(key in patient_view.ORDER_KEYS for key in gathered.omitted),
         reading_notes=gathered.notes,
     )
-    log.info(
-        "order hook: %d resources, %d drafts, %.0f ms, topics %s",
-        len(gathered.resources),
-        len(call.drafts),
-        (time.monotonic() - started) * 1000,
-        ",".join(evaluation.topics) or "-",
-    )
+    if on_figures is not None:
+        on_figures(patient_view.figures_of(gathered, started, gathered_at, drafts=len(call.drafts)))
     return evaluation

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -15,8 +14,6 @@ from cds_service.fhir.gather import Gathered, PrefetchStrategy
 from cds_service.fhir.onboarding import Coding, unrecognised_codings
 from cds_service.fhir.plan import QueryPlan, build_plan
 from cds_service.settings import Settings
-
-log = logging.getLogger(__name__)
 
 SERVICE_ID = "osteoporosis-patient-view"
 HOOK = "patient-view"
@@ -71,6 +68,19 @@ def describe(settings: Settings | None = None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class HookFigures:
+    """What the request's log line says of one hook call: counts, where each key came from, timings (no
+    patient data). The handler reports them; the API adds them to its one line per request."""
+
+    resources: int
+    sources: Mapping[str, str]  # prefetch key -> "prefetch", "fhir", "omitted", ...
+    gather_ms: float
+    evaluate_ms: float
+    data_cut: bool
+    drafts: int | None = None  # the order hooks: the draft orders judged
+
+
+@dataclass(frozen=True)
 class PatientViewCall:
     """What the handler needs from a validated request."""
 
@@ -105,10 +115,12 @@ def handle(
     settings: Settings,
     language: str,
     on_unrecognised: Callable[[Counter[Coding]], None] | None = None,
+    on_figures: Callable[[HookFigures], None] | None = None,
 ) -> engine.Evaluation:
     """Gather the data (raises DataUnavailable / FhirServerRefused) and evaluate it.
 
-    `on_unrecognised` receives the counts of the codings nothing recognised (site onboarding).
+    `on_unrecognised` receives the counts of the codings nothing recognised (site onboarding), `on_figures`
+    the call's figures for the request's log line.
     """
     started = time.monotonic()
     gathered = gather(call, settings, on_unrecognised)
@@ -122,13 +134,20 @@ def handle(
         orders_unknown=any(key in ORDER_KEYS for key in gathered.omitted),
         reading_notes=gathered.notes,
     )
-    log.info(
-        "patient-view: %d resources (%s), gather %.0f ms, evaluate %.0f ms, topics %s%s",
-        len(gathered.resources),
-        ", ".join(f"{key}={source}" for key, source in gathered.sources.items()),
-        (gathered_at - started) * 1000,
-        (time.monotonic() - gathered_at) * 1000,
-        ",".join(evaluation.topics) or "-",
-        ", data cut" if gathered.data_cut else "",
-    )
+    if on_figures is not None:
+        on_figures(figures_of(gathered, started, gathered_at))
     return evaluation
+
+
+def figures_of(
+    gathered: Gathered, started: float, gathered_at: float, drafts: int | None = None
+) -> HookFigures:
+    """The figures of a call that began at `started` and had its record at `gathered_at` (monotonic)."""
+    return HookFigures(
+        resources=len(gathered.resources),
+        sources=gathered.sources,
+        gather_ms=(gathered_at - started) * 1000,
+        evaluate_ms=(time.monotonic() - gathered_at) * 1000,
+        data_cut=gathered.data_cut,
+        drafts=drafts,
+    )

@@ -313,12 +313,28 @@ def test_the_log_of_a_hook_call_has_its_counts_and_no_patient_id_nor_token(
     assert request_line["cards"]["osteoporosis-bmd"] == 1
     assert request_line["skipped"] == {"implausible": 1}
     assert request_line["auth_issuer"] == ISSUER and request_line["auth_tenant"] == "hospital-1"
-    # the hook handler's own line carries the request id too (added by the filter)
-    assert any(
-        line.get("request_id") == request_line["request_id"]
-        and line["logger"].startswith("cds_service.hooks")
-        for line in lines
-    )
+    # the hook's own figures are in the same line: one line per request, not one more per hook call
+    assert request_line["resources"] > 0
+    assert set(request_line["sources"]) == set(PREFETCH_TEMPLATES)
+    assert set(request_line["sources"].values()) <= {"server", "omitted"}
+    assert request_line["gather_ms"] >= 0 and request_line["evaluate_ms"] >= 0
+    assert "data_cut" not in request_line and "drafts" not in request_line
+    info = [line for line in lines if line["level"] == "INFO" and line.get("request_id")]
+    assert info == [request_line]
+
+
+def test_other_lines_of_a_request_carry_its_request_id(client: FlaskClient, json_log: io.StringIO) -> None:
+    feedback = {
+        "feedback": [
+            {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2021-12-11T10:05:31Z"}
+        ]
+    }
+    response = client.post(HOOK_PATH + "/feedback", json=feedback)
+    assert response.status_code == 200
+    lines = log_lines(json_log)
+    [request_line] = [line for line in lines if line.get("route") == "/cds-services/<service_id>/feedback"]
+    [feedback_line] = [line for line in lines if line["logger"] == "cds_service.api.feedback"]
+    assert feedback_line["request_id"] == request_line["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_the_log_of_a_refused_call_has_its_reason_and_no_token(jwt_app: Flask, json_log: io.StringIO) -> None:

@@ -5,6 +5,7 @@ actions reference draftOrders or create FHIR-valid resources."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,15 @@ def test_feedback_on_an_order_card_is_matched_to_the_issued_card(client: FlaskCl
     }
     response = post(client, f"{SELECT}/feedback", feedback)
     assert response.status_code == 200
+
+
+def test_the_request_log_line_of_an_order_hook_counts_its_drafts(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = body(hook="order-sign", drafts=[CHEST_CT, DXA])
+    with caplog.at_level(logging.INFO, logger="cds_service"):
+        assert post(client, SIGN, payload).status_code == 200
+    [line] = [r for r in caplog.records if r.name == "cds_service.api.observability"]
+    assert line.drafts == 2 and line.resources >= 1  # type: ignore[attr-defined]
+    assert line.sources["patient"] == "prefetch"  # type: ignore[attr-defined]
+    assert PATIENT not in caplog.text
