@@ -23,7 +23,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cds_service.audit.store import AuditStore, Base, UtcDateTime, _now, _table, execute_compiled
+from cds_service.audit.store import (
+    AuditStore,
+    Base,
+    DriverWrite,
+    UtcDateTime,
+    _now,
+    _table,
+    execute_compiled,
+    sqlalchemy_connection,
+)
 from cds_service.fhir.onboarding import Coding
 
 PROG = "osteo-cds onboarding-report"
@@ -87,14 +96,14 @@ def record_response(
         return
     if counts:
         _ensure_table(store)  # before the write lock: it may need a transaction of its own
-    with store.write() as conn:
+    with store.write_compiled() as conn:
         if cards:
             store.add_issued(conn, hook_instance, service_id, cards, service_version, silent=silent)
         if counts:
             _add_unrecognised(conn, counts)
 
 
-def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
+def _add_unrecognised(conn: Connection | DriverWrite, counts: Counter[Coding]) -> None:
     now = _now()
     rows = [
         {
@@ -113,6 +122,7 @@ def _add_unrecognised(conn: Connection, counts: Counter[Coding]) -> None:
     if statement is not None:
         execute_compiled(conn, statement, rows)
         return
+    conn = sqlalchemy_connection(conn)
     for row in rows:  # other databases: read, then write
         key = [table.c[name] == row[name] for name in ("resource_type", "element", "system", "code")]
         current = conn.execute(select(table.c.count).where(*key)).scalar()

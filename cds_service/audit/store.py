@@ -9,8 +9,8 @@ import json
 import os
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 from cds_service.audit.feedback import (
@@ -236,7 +237,7 @@ class AuditStore:
         mode, not shown)."""
         if not cards:
             return
-        with self.write() as conn:
+        with self.write_compiled() as conn:
             self.add_issued(
                 conn, hook_instance, service_id, cards, service_version, issued_at=issued_at, silent=silent
             )
@@ -245,9 +246,39 @@ class AuditStore:
         """One write transaction (on SQLite it takes the write lock at BEGIN, see _on_begin)."""
         return self._writer.begin()
 
+    def write_compiled(self) -> AbstractContextManager[Connection | DriverWrite]:
+        """One write transaction for the records of a response: straight on the driver's connection where the
+        statements are compiled (SQLite, PostgreSQL: execute_compiled), else write().
+
+        The same transaction as write() (the pool's connection, pre-pinged where configured; BEGIN IMMEDIATE
+        on SQLite; commit, or rollback on any error) without SQLAlchemy's Connection around it: 0.08 ms of
+        CPU per response (docs/performance.md, issue 12, sixth pass).
+        """
+        if _insert_ignoring_repeats(self.engine.dialect.name, _table(IssuedCard)) is None:
+            return self.write()
+        return self._driver_write()
+
+    @contextmanager
+    def _driver_write(self) -> Iterator[DriverWrite]:
+        pooled = self.engine.raw_connection()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                # pysqlite's own transaction handling is off (_on_connect): BEGIN is ours, as in _on_begin
+                pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            yield DriverWrite(self.engine.dialect, pooled)
+            pooled.commit()
+        except BaseException:
+            try:
+                pooled.rollback()
+            except Exception:  # a connection that cannot even roll back is not given back to the pool
+                pooled.invalidate()
+            raise
+        finally:
+            pooled.close()  # back to the pool (which resets it)
+
     def add_issued(
         self,
-        conn: Connection,
+        conn: Connection | DriverWrite,
         hook_instance: str,
         service_id: str,
         cards: Sequence[tuple[str, str]],
@@ -278,7 +309,7 @@ class AuditStore:
             execute_compiled(conn, statement, rows)
             return
         for row in rows:
-            _insert_unless_present(conn, table, row)
+            _insert_unless_present(sqlalchemy_connection(conn), table, row)
 
     def record_app_view(self, user: str, patient: str, fhir_server: str) -> None:
         """Record one view of the SMART app (the audit trail of who read a patient's explanation)."""
@@ -510,11 +541,30 @@ class _Compiled:
         return tuple(values) if self.positional else dict(zip(self.keys, values, strict=True))
 
 
+@dataclass(frozen=True, slots=True)
+class DriverWrite:
+    """A write transaction held on the driver's connection (AuditStore.write_compiled): what
+    execute_compiled needs, the dialect and the connection to take a cursor from."""
+
+    dialect: Dialect
+    connection: PoolProxiedConnection
+
+
+def sqlalchemy_connection(conn: Connection | DriverWrite) -> Connection:
+    """`conn` for statements that are not compiled (databases without INSERT … ON CONFLICT): write_compiled
+    gives those a SQLAlchemy Connection, so a DriverWrite here is a programming error."""
+    if isinstance(conn, DriverWrite):
+        raise TypeError("a statement that is not compiled needs a SQLAlchemy connection")
+    return conn
+
+
 # Per engine's dialect (a worker has one), per statement: compiled on first use.
 _COMPILED: weakref.WeakKeyDictionary[Dialect, dict[Insert, _Compiled]] = weakref.WeakKeyDictionary()
 
 
-def execute_compiled(conn: Connection, statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+def execute_compiled(
+    conn: Connection | DriverWrite, statement: Insert, rows: Sequence[Mapping[str, Any]]
+) -> None:
     """`conn.execute(statement, rows)` for the audit records of every response, without its per-call work.
 
     SQLAlchemy compiles the statement once for the connection's dialect; a call then only applies the

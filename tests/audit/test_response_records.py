@@ -163,3 +163,23 @@ def test_silent_cards_are_recorded_as_silent(store: AuditStore) -> None:
     record_response(store, Counter(), "hook-1", SERVICE, [("a-1", "normal-bmd")], VERSION, silent=True)
     record_response(store, Counter(), "hook-2", SERVICE, [("b-2", "normal-bmd")], VERSION)
     assert [(row[0], bool(row[6])) for row in issued_rows(store)] == [("a-1", True), ("b-2", False)]
+
+
+def test_a_failed_write_leaves_nothing_behind_and_the_next_one_lands(
+    store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_response(store, Counter({CODING: 1}), "hook-0", SERVICE, [], VERSION)  # the table exists
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as patch:  # the cards are written, then the counts fail: all is rolled back
+        patch.setattr(onboarding, "_add_unrecognised", broken)
+        with pytest.raises(RuntimeError):
+            record_response(store, Counter({CODING: 2}), "hook-1", SERVICE, [("a-1", "normal-bmd")], VERSION)
+    assert issued_rows(store) == []
+    assert [row.count for row in onboarding_rows(store)] == [1]
+
+    record_response(store, Counter({CODING: 2}), "hook-2", SERVICE, [("b-2", "normal-bmd")], VERSION)
+    assert [row[:2] for row in issued_rows(store)] == [("b-2", "hook-2")]
+    assert [row.count for row in onboarding_rows(store)] == [3]

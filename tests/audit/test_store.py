@@ -91,17 +91,23 @@ class _CursorSpy:
 
 
 def statements_of(store: AuditStore, action: Callable[[], None]) -> list[str]:
-    """BEGIN, COMMIT and the first word of each SQL statement `action` sends, in order.
+    """BEGIN, COMMIT (or ROLLBACK) and the first word of each SQL statement `action` sends, in order.
 
-    Statements are seen at the driver's cursors of pooled connections: the audit records of a response go
-    there straight (compiled once), past SQLAlchemy's execution and its cursor events."""
+    Statements are seen at the driver's cursors of pooled connections (the audit records of a response go
+    there straight, compiled once: one executemany is one statement); the transaction is seen by SQLite
+    itself, through its trace callback on every connection the pool opens while `action` runs."""
     seen: list[str] = []
-    listeners = {
-        "begin": lambda conn: seen.append("BEGIN"),
-        "commit": lambda conn: seen.append("COMMIT"),
-    }
-    for name, listener in listeners.items():
-        event.listen(store.engine, name, listener)
+
+    def traced(sql: str) -> None:
+        word = sql.split()[0].upper()
+        if word in ("BEGIN", "COMMIT", "ROLLBACK"):
+            seen.append(word)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(traced)
+
+    store.engine.dispose()  # every connection `action` uses is opened, and traced, from here on
+    event.listen(store.engine, "connect", on_connect)
     driver_cursor = _ConnectionFairy.cursor
 
     def spied_cursor(fairy: _ConnectionFairy, *args: Any, **kwargs: Any) -> Any:
@@ -112,8 +118,8 @@ def statements_of(store: AuditStore, action: Callable[[], None]) -> list[str]:
         action()
     finally:
         _ConnectionFairy.cursor = driver_cursor  # type: ignore[method-assign]
-        for name, listener in listeners.items():
-            event.remove(store.engine, name, listener)
+        event.remove(store.engine, "connect", on_connect)
+        store.engine.dispose()
     return seen
 
 
