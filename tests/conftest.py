@@ -34,6 +34,19 @@ Resource = dict[str, Any]
 # --- app ----------------------------------------------------------------------------------------
 
 
+class SentClient(FlaskClient):
+    """Flask's test client as a WSGI server behaves: the response is closed once its body is read, so the work
+    the app does after sending (the audit records of a hook call) is done before the test looks at it.
+    Werkzeug's client defers that close to `response.close()`; `buffered=False` asks for its behaviour."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = SentClient  # every app's test_client(), in every test
+
+
 @pytest.fixture
 def osteo_settings(tmp_path: Path) -> Settings:
     """Development settings with a fixed today and an audit store in the test's own folder."""

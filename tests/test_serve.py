@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from cds_service import serve
+from cds_service.audit.store import AuditStore
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
 from cds_service.serve import (
     MULTIPROC_ENV,
@@ -277,6 +278,55 @@ def test_served_by_two_workers_with_shared_metrics_and_a_graceful_stop(
         json.loads(line)  # gunicorn's own lines too
     assert PATIENT not in stderr
     assert not list(tmp_path.glob("osteo-cds-metrics-*"))  # removed by the master at exit
+
+
+@pytest.mark.slow
+def test_served_answers_are_recorded_after_sending_and_before_a_graceful_stop(tmp_path: Path) -> None:
+    """The audit records of a response are written once it is sent (services._record_once_sent): under
+    gunicorn every card answered is in the store when the server has stopped, and feedback sent the moment
+    the answer arrives, on another connection, is matched to its card."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database = tmp_path / "audit.db"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OSTEO_CDS_", "PROMETHEUS_"))},
+        "PYTHONPATH": str(REPO),
+        "TMPDIR": str(tmp_path),
+        "OSTEO_CDS_AUTH": "none",
+        "OSTEO_CDS_TODAY": "2021-06-01",
+        "OSTEO_CDS_WORKERS": "2",
+        "OSTEO_CDS_THREADS": "2",
+        "OSTEO_CDS_DATABASE_URL": f"sqlite:///{database}",
+    }
+    body = json.loads((REPO / "examples" / "requests" / "he-yulan-prefetch.json").read_text(encoding="utf-8"))
+    command = [sys.executable, "-c", "from cds_service.cli import main; raise SystemExit(main())"]
+    process = subprocess.Popen(
+        [*command, "serve", "--port", str(port)], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+    )
+    answered: list[str] = []
+    try:
+        wait_until_up(base, process)
+        with requests.Session() as session:  # keep-alive, as an EHR's client
+            for _ in range(20):
+                answer = session.post(f"{base}/cds-services/{SERVICE}", json=body, timeout=10)
+                assert answer.status_code == 200
+                answered += [card["uuid"] for card in answer.json()["cards"]]
+        feedback = {
+            "feedback": [
+                {"card": answered[-1], "outcome": "overridden", "outcomeTimestamp": "2021-06-01T10:00:00Z"}
+            ]
+        }
+        assert requests.post(f"{base}/cds-services/{SERVICE}/feedback", json=feedback, timeout=10).ok
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert answered
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    assert sum(row.issued for row in store.report()) == len(answered)
+    assert sum(row.overridden for row in store.report()) == 1
 
 
 def test_a_sigterm_during_start_still_removes_the_metrics_directory(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from cds_service import engine
+from cds_service.api import services
 from cds_service.api.app import create_app
 from cds_service.audit.store import AuditStore
 from cds_service.fhir.prefetch import PREFETCH_TEMPLATES
@@ -448,6 +449,40 @@ def test_issued_cards_are_recorded_so_feedback_finds_them(
 
     rows = AuditStore.from_url(osteo_settings.database_url).report()
     assert [(row.topic_code, row.issued, row.overridden) for row in rows] == [("normal-bmd", 1, 1)]
+
+
+def test_the_records_of_a_response_are_written_once_it_is_sent(
+    client: FlaskClient, osteo_settings: Settings, example_request: Callable[[str], Body]
+) -> None:
+    # Unbuffered, as a WSGI server sends it: the whole answer is there before the response is closed, the
+    # records are written when the server closes it (after the last byte), in one transaction.
+    response = client.post(URL, json=example_request("he-yulan-prefetch"), buffered=False)
+    topics = {card["source"]["topic"]["code"] for card in response.get_json()["cards"]}
+    store = AuditStore.from_url(osteo_settings.database_url)
+    assert topics and store.report() == []
+    response.close()
+    assert {row.topic_code for row in store.report()} == topics
+
+
+def test_a_store_failure_after_sending_is_logged_without_patient_data(
+    client: FlaskClient,
+    example_request: Callable[[str], Body],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full at /var/lib/osteo-cds")
+
+    monkeypatch.setattr(services, "record_response", full_disk)
+    with caplog.at_level(logging.ERROR, logger="cds_service"):
+        response = post(client, example_request("he-yulan-prefetch"))
+    assert response.status_code == 200 and response.get_json()["cards"]  # the clinician has the cards
+    [line] = [r for r in caplog.records if r.name == "cds_service.api.services"]
+    assert line.getMessage() == (
+        f"audit records not written (request {response.headers['X-Request-ID']}): OSError"
+    )
+    assert line.request_id == response.headers["X-Request-ID"]  # type: ignore[attr-defined]
+    assert "disk full" not in caplog.text
 
 
 def test_feedback_for_an_unknown_service_is_404(client: FlaskClient) -> None:
