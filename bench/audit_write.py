@@ -7,7 +7,9 @@ warm-up):
   * alone: `record_response` with the cards and unrecognised codings of one typical-chart response, CPU
     and wall time (wall minus CPU is waiting: WAL checkpoints, the write lock);
   * in a request: the WSGI call of the typical chart with the audit write as shipped, and with it replaced
-    by a no-op, alternated in blocks; and the CPU spent inside `record_response` during the first.
+    by a no-op, alternated in blocks; and the CPU spent inside `record_response` during the first. The
+    write runs when the response is closed, after its last byte (as a WSGI server closes it); the call
+    measured here includes that close, so these figures are worker CPU, not what the client waits for.
 
 Not part of `make bench` (docs/performance.md, issue 12, fourth pass, has its figures).
 """
