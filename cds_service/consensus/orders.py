@@ -14,7 +14,7 @@ from cds_service.consensus.findings import Evidence, Finding, OrderProposal, Set
 from cds_service.consensus.fractures import FractureJudgement, Verdict, fracture_row
 from cds_service.consensus.lookback import months_before
 from cds_service.consensus.population import Population, age_on, population_on
-from cds_service.consensus.recommendations import dxa_unreliable
+from cds_service.consensus.recommendations import QCT_ORDER, dxa_unreliable
 from cds_service.facts.model import (
     CENTRAL_DXA_REGIONS,
     Modality,
@@ -27,7 +27,6 @@ from cds_service.facts.model import (
 )
 from cds_service.settings import ClinicalSettings
 
-QCT_ORDER = OrderProposal(ProposedOrder.QCT_LUMBAR, reason="REC-QCT")
 QCT_WITH_CT_ORDER = OrderProposal(ProposedOrder.QCT_LUMBAR, reason="REC-QCT-CT")
 DXA_ORDER = OrderProposal(ProposedOrder.DXA, reason="DX-4")
 # REC-QCT: factors that make DXA unreliable at every site vs. only at the lumbar spine (the hip stays, DXA-1).
